@@ -1,0 +1,1 @@
+"""Source dataset converters: one module per dataset, each registered by name."""

@@ -1,0 +1,156 @@
+"""A light index over nuScenes JSON tables, shared by every nuScenes-derived converter.
+
+It reads the 13 tables of one version (the layout nuscenes-devkit's `NuScenes` reads),
+resolves a keyframe's six cameras, calibrations, ego poses and annotations, and reports
+a broken link as a problem of that keyframe instead of failing the whole load. It does
+not build map masks or reverse indexes it does not need, so it loads faster and in
+less memory than the devkit.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dataengine.cameras import NUSCENES_ORDER
+from dataengine.errors import UsageError
+
+TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose",
+          "log", "scene", "sample", "sample_data", "sample_annotation", "map")
+VERSIONS = ("v1.0-trainval", "v1.0-test", "v1.0-mini")
+LIDAR = "LIDAR_TOP"
+
+
+def find_versions(root: Path) -> list[str]:
+    return [v for v in VERSIONS if (Path(root) / v / "scene.json").exists()]
+
+
+def resolve_versions(root: Path, version: str) -> list[str]:
+    """The versions to read: the named one, or with 'auto' trainval+test when present, else mini."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"nuScenes root {root} does not exist or is not a directory")
+    present = find_versions(root)
+    if version != "auto":
+        if version not in VERSIONS:
+            raise UsageError(f"unknown nuScenes version {version!r}; use one of {', '.join(VERSIONS)} or auto")
+        if version not in present:
+            raise UsageError(f"{root} is not a nuScenes root with {version}/ tables (found: {present or 'none'})")
+        chosen = [version]
+    else:
+        full = [v for v in present if v != "v1.0-mini"]
+        chosen = full or present
+    if not chosen:
+        raise UsageError(f"{root} is not a nuScenes root: no v1.0-trainval/, v1.0-test/ or v1.0-mini/ tables")
+    for v in chosen:
+        missing = [t for t in TABLES if not (root / v / f"{t}.json").exists()]
+        if missing:
+            raise UsageError(f"{root / v} is missing nuScenes tables: {', '.join(missing)}")
+    return chosen
+
+
+class NuScenesTables:
+    """Token-indexed tables of one nuScenes version."""
+
+    def __init__(self, root: Path, version: str):
+        self.root = Path(root)
+        self.version = version
+        self.t = {name: self._load(name) for name in TABLES}
+        self.by_token = {name: {r["token"]: r for r in rows} for name, rows in self.t.items()}
+        self._key_sd: dict[str, list[dict]] = {}
+        for sd in self.t["sample_data"]:
+            if sd.get("is_key_frame"):
+                self._key_sd.setdefault(sd["sample_token"], []).append(sd)
+        self._anns: dict[str, list[dict]] = {}
+        for ann in self.t["sample_annotation"]:
+            self._anns.setdefault(ann["sample_token"], []).append(ann)
+        self._samples_of_scene: dict[str, list[dict]] = {}
+        for s in self.t["sample"]:
+            self._samples_of_scene.setdefault(s["scene_token"], []).append(s)
+
+    def _load(self, name: str) -> list[dict]:
+        path = self.root / self.version / f"{name}.json"
+        try:
+            rows = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(rows, list):
+            raise UsageError(f"{path} is not a nuScenes table (expected a JSON list)")
+        return rows
+
+    def get(self, table: str, token: str) -> dict:
+        """The row, or KeyError with a message naming the table and token."""
+        row = self.by_token[table].get(token)
+        if row is None:
+            raise KeyError(f"{table} token {token!r} not found")
+        return row
+
+    def scenes(self) -> list[dict]:
+        return self.t["scene"]
+
+    def scene_samples(self, scene_token: str) -> list[dict]:
+        """Keyframes of a scene in time order."""
+        return sorted(self._samples_of_scene.get(scene_token, []), key=lambda s: (s["timestamp"], s["token"]))
+
+    def channel(self, sd: dict) -> str:
+        calib = self.get("calibrated_sensor", sd["calibrated_sensor_token"])
+        return self.get("sensor", calib["sensor_token"])["channel"]
+
+    def keyframe(self, sample: dict) -> dict:
+        """Everything a converter needs about one keyframe, with `problems` listing broken links."""
+        problems: list[str] = []
+        sensors: dict[str, dict] = {}
+        for sd in self._key_sd.get(sample["token"], []):
+            try:
+                calib = self.get("calibrated_sensor", sd["calibrated_sensor_token"])
+                channel = self.get("sensor", calib["sensor_token"])["channel"]
+                pose = self.get("ego_pose", sd["ego_pose_token"])
+            except KeyError as exc:
+                problems.append(f"sample_data {sd['token']}: {exc.args[0]}")
+                continue
+            sensors[channel] = {
+                "sample_data_token": sd["token"], "filename": sd["filename"], "width": sd.get("width", 0),
+                "height": sd.get("height", 0), "timestamp": sd["timestamp"],
+                "ego_pose": {"translation": pose["translation"], "rotation": pose["rotation"]},
+                "calibration": {"translation": calib["translation"], "rotation": calib["rotation"],
+                                "camera_intrinsic": calib.get("camera_intrinsic", [])},
+            }
+        for channel in (LIDAR, *NUSCENES_ORDER):
+            if channel not in sensors and not any(channel in p for p in problems):
+                problems.append(f"no keyframe {channel} sample_data")
+        anns = []
+        for ann in sorted(self._anns.get(sample["token"], []), key=lambda a: a["token"]):
+            try:
+                instance = self.get("instance", ann["instance_token"])
+                category = self.get("category", instance["category_token"])["name"]
+                attributes = [self.get("attribute", t)["name"] for t in ann.get("attribute_tokens", [])]
+            except KeyError as exc:
+                problems.append(f"sample_annotation {ann['token']}: {exc.args[0]}")
+                continue
+            anns.append({"token": ann["token"], "instance_token": ann["instance_token"], "category": category,
+                         "attributes": attributes, "visibility": ann.get("visibility_token", ""),
+                         "translation": ann["translation"], "size": ann["size"], "rotation": ann["rotation"],
+                         "num_lidar_pts": ann.get("num_lidar_pts", 0)})
+        return {"token": sample["token"], "timestamp": sample["timestamp"], "sensors": sensors,
+                "annotations": anns, "problems": problems}
+
+
+_SPLIT_NAMES = {"v1.0-mini": {"mini_train": "train", "mini_val": "val"},
+                "v1.0-trainval": {"train": "train", "val": "val"}, "v1.0-test": {"test": "test"}}
+
+
+def official_splits(version: str) -> dict[str, str]:
+    """Scene name -> our split, from nuscenes-devkit's official scene splits."""
+    from nuscenes.utils.splits import create_splits_scenes
+
+    devkit = create_splits_scenes()
+    return {scene: ours for theirs, ours in _SPLIT_NAMES[version].items() for scene in devkit[theirs]}
+
+
+def official_scene_names(version: str) -> tuple[list[str], list[str]]:
+    """(train scene names, val scene names) of a version, in the devkit's order."""
+    from nuscenes.utils.splits import create_splits_scenes
+
+    devkit = create_splits_scenes()
+    train, val = [k for k, v in _SPLIT_NAMES[version].items() if v == "train"], \
+        [k for k, v in _SPLIT_NAMES[version].items() if v == "val"]
+    return ([s for k in train for s in devkit[k]], [s for k in val for s in devkit[k]])

@@ -1,0 +1,82 @@
+"""Rigid transforms and pinhole projection shared by the converters.
+
+Quaternions are (w, x, y, z), as nuScenes stores them. Camera frames follow OpenCV
+(x right, y down, z forward) unless a converter says otherwise.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def quat_to_matrix(q) -> np.ndarray:
+    w, x, y, z = (float(v) for v in q)
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    w, x, y, z = w / n, x / n, y / n, z / n
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def yaw_to_quat(yaw: float) -> list[float]:
+    return [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+
+
+def matrix_yaw(rot: np.ndarray) -> float:
+    return math.atan2(rot[1, 0], rot[0, 0])
+
+
+def pose_matrix(translation, rotation) -> np.ndarray:
+    """4x4 homogeneous transform from a translation and a (w, x, y, z) quaternion."""
+    m = np.eye(4)
+    m[:3, :3] = quat_to_matrix(rotation)
+    m[:3, 3] = np.asarray(translation, dtype=float)
+    return m
+
+
+def invert(m: np.ndarray) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = m[:3, :3].T
+    out[:3, 3] = -m[:3, :3].T @ m[:3, 3]
+    return out
+
+
+def apply(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 transform to (N, 3) points."""
+    return points @ m[:3, :3].T + m[:3, 3]
+
+
+def box_corners(center, size_wlh, rotation) -> np.ndarray:
+    """The 8 corners (8, 3) of a box: size is (width, length, height), length along x."""
+    w, l, h = size_wlh
+    x = l / 2 * np.array([1, 1, 1, 1, -1, -1, -1, -1])
+    y = w / 2 * np.array([1, -1, -1, 1, 1, -1, -1, 1])
+    z = h / 2 * np.array([1, 1, -1, -1, 1, 1, -1, -1])
+    return np.stack([x, y, z], axis=1) @ quat_to_matrix(rotation).T + np.asarray(center, dtype=float)
+
+
+def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """Pinhole projection of (N, 3) camera-frame points to (N, 2) pixels."""
+    uvw = points_cam @ np.asarray(intrinsics).T
+    return uvw[:, :2] / uvw[:, 2:3]
+
+
+def box_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int):
+    """[x1, y1, x2, y2] of a box seen by a camera, or None when it is not visible.
+
+    Visible follows nuScenes-devkit `box_in_image(..., BoxVisibility.ANY)`: at least one
+    corner more than 1 m in front of the camera projects inside the image. The 2D box is
+    the extent of the corners more than 0.1 m in front, clipped to the image.
+    """
+    uv = project(corners_cam, intrinsics)
+    z = corners_cam[:, 2]
+    inside = (uv[:, 0] > 0) & (uv[:, 0] < width) & (uv[:, 1] > 0) & (uv[:, 1] < height) & (z > 1)
+    if not inside.any():
+        return None
+    front = uv[z > 0.1]
+    x1, y1 = np.clip(front.min(axis=0), 0, [width, height])
+    x2, y2 = np.clip(front.max(axis=0), 0, [width, height])
+    return [float(x1), float(y1), float(x2), float(y2)]

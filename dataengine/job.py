@@ -1,0 +1,173 @@
+"""The conversion job: a converter's units run as Ray tasks that write shards themselves.
+
+Embedded local Ray by default; `address` (or RAY_ADDRESS) joins an existing cluster, whose
+workers must see the output directory (shared storage). Only small summaries travel back
+through the object store; image bytes go straight from the source files into the tars.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dataengine import SCHEMA_VERSION
+from dataengine.converter import Converter, Unit, check_unit_id, get, options_dict
+from dataengine.shards import DEFAULT_SHARD_BYTES
+from dataengine.staging import convert_unit, finalize, is_up_to_date, prepare
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    dataset: str
+    src: Path
+    out: Path
+    options: Any = None
+    splits: tuple[str, ...] = ()
+    workers: int = 2
+    address: str | None = None
+    limit: int | None = None
+    shard_bytes: int = DEFAULT_SHARD_BYTES
+    max_retries: int = 2
+    progress: bool = True
+
+
+@dataclass
+class JobResult:
+    cards: dict[str, dict] = field(default_factory=dict)
+    skipped_splits: list[str] = field(default_factory=list)
+    units_run: int = 0
+
+
+def _task(dataset: str, src: str, options: Any, unit: Unit, split_dir: str, shard_bytes: int) -> dict:
+    converter = get(dataset)(Path(src), options)
+    summary = convert_unit(converter, unit, Path(split_dir), shard_bytes)
+    return {"unit": unit.id, "samples": summary["samples"], "quarantined": len(summary["quarantine"]),
+            "bytes": summary["bytes"]}
+
+
+def _job_id(converter: Converter, units: list[Unit], shard_bytes: int) -> str:
+    blob = json.dumps([converter.name, converter.version, SCHEMA_VERSION, options_dict(converter.options),
+                       shard_bytes, [(u.id, u.split, u.payload) for u in units]], sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _created_by(cfg: JobConfig, converter: Converter) -> str:
+    parts = ["dataengine", "convert", cfg.dataset, "--src", str(cfg.src), "--out", str(cfg.out)]
+    for split in cfg.splits:
+        parts += ["--split", split]
+    if cfg.limit is not None:
+        parts += ["--limit", str(cfg.limit)]
+    for key, value in options_dict(converter.options).items():
+        parts += [f"--{key.replace('_', '-')}", str(value)]
+    return " ".join(parts)
+
+
+def _init_ray(cfg: JobConfig) -> bool:
+    """Start or join Ray; returns True when this call started it (and must stop it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=cfg.workers, include_dashboard=False, object_store_memory=128 * 1024 * 1024,
+                 log_to_driver=True, configure_logging=False)
+    return True
+
+
+class _Progress:
+    """Units done, samples written, samples/s and ETA, on stderr."""
+
+    def __init__(self, total: int, enabled: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="unit", disable=not enabled or total == 0, file=sys.stderr,
+                        dynamic_ncols=True)
+        self.samples = 0
+        self.start = time.perf_counter()
+
+    def update(self, summary: dict) -> None:
+        self.samples += summary["samples"]
+        rate = self.samples / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix_str(f"{self.samples} samples, {rate:.1f} samples/s")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_job(cfg: JobConfig) -> JobResult:
+    cls = get(cfg.dataset)
+    converter = cls(cfg.src, cfg.options)
+    converter.check_source()
+    by_split: dict[str, list[Unit]] = {}
+    for unit in sorted(converter.units(), key=lambda u: u.id):
+        check_unit_id(unit)
+        if not cfg.splits or unit.split in cfg.splits:
+            by_split.setdefault(unit.split, []).append(unit)
+    if cfg.limit is not None:
+        by_split = {s: us[: cfg.limit] for s, us in by_split.items()}
+
+    result = JobResult()
+    todo: list[tuple[Unit, Path]] = []
+    plans = {}
+    for split, units in sorted(by_split.items()):
+        split_dir = Path(cfg.out) / cfg.dataset / split
+        job_id = _job_id(converter, units, cfg.shard_bytes)
+        if is_up_to_date(split_dir, job_id):
+            result.skipped_splits.append(split)
+            continue
+        split_dir.mkdir(parents=True, exist_ok=True)
+        done = prepare(split_dir, job_id)
+        todo += [(u, split_dir) for u in units if u.id not in done]
+        plans[split] = (split_dir, units, job_id)
+
+    if todo:
+        _run_units(cfg, converter, todo)
+        result.units_run = len(todo)
+    for split, (split_dir, units, job_id) in plans.items():
+        card = {
+            "dataset": cfg.dataset, "split": split, "schema_version": SCHEMA_VERSION,
+            "converter": {"name": converter.name, "version": converter.version,
+                          "options": options_dict(converter.options)},
+            "source": {"root": str(cfg.src), "fingerprint": job_id},
+            "job_id": job_id, "created_by": _created_by(cfg, converter),
+        }
+        result.cards[split] = finalize(split_dir, units, card)
+    return result
+
+
+def _run_units(cfg: JobConfig, converter: Converter, todo: list[tuple[Unit, Path]]) -> None:
+    import ray
+
+    started = _init_ray(cfg)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=cfg.max_retries, retry_exceptions=[OSError])(_task)
+        workers = max(1, int(ray.cluster_resources().get("CPU", cfg.workers)) if cfg.address else cfg.workers)
+        max_in_flight = 2 * workers
+        pending, in_flight = deque(todo), {}
+        progress = _Progress(len(todo), cfg.progress)
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < max_in_flight:
+                    unit, split_dir = pending.popleft()
+                    ref = remote.remote(cfg.dataset, str(cfg.src), converter.options, unit, str(split_dir),
+                                        cfg.shard_bytes)
+                    in_flight[ref] = unit
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in ready:
+                    in_flight.pop(ref)
+                    progress.update(ray.get(ref))
+        finally:
+            progress.close()
+    finally:
+        if started:
+            ray.shutdown()

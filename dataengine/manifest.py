@@ -1,0 +1,77 @@
+"""Per dataset/split metadata files: manifest.parquet, card.json, quarantine.jsonl."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataengine.tokens import text_tokens, visual_tokens
+
+MANIFEST = "manifest.parquet"
+CARD = "card.json"
+QUARANTINE = "quarantine.jsonl"
+
+MANIFEST_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("shard", pa.string()),
+    ("offset", pa.int64()),          # byte offset of the sample's first tar header in the shard
+    ("size", pa.int64()),            # bytes of all its members, headers and padding included
+    ("unit", pa.string()),           # the conversion work unit that produced it
+    ("task", pa.string()),
+    ("layout", pa.string()),
+    ("n_media", pa.int32()),
+    ("cameras", pa.list_(pa.string())),
+    ("members", pa.list_(pa.string())),
+    ("media_sha1", pa.list_(pa.string())),
+    ("text_chars", pa.int64()),
+    ("text_tokens", pa.int64()),
+    ("visual_tokens", pa.int64()),
+    ("scene_id", pa.string()),
+    ("frame_id", pa.string()),
+])
+
+
+def manifest_row(sample: dict, unit: str, offset: int, size: int, shard: str = "") -> dict:
+    media = sample["media"]
+    chars = sum(len(turn["content"]) for turn in sample["conversations"])
+    return {
+        "key": sample["id"], "shard": shard, "offset": offset, "size": size, "unit": unit,
+        "task": sample["task"], "layout": sample["layout"], "n_media": len(media),
+        "cameras": [m["camera"] for m in media], "members": [m["member"] for m in media],
+        "media_sha1": [m["sha1"] for m in media], "text_chars": chars,
+        "text_tokens": text_tokens(chars), "visual_tokens": visual_tokens(sample["layout"], len(media)),
+        "scene_id": sample["scene_id"], "frame_id": sample["frame_id"],
+    }
+
+
+def write_manifest(rows: list[dict], path: Path) -> None:
+    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    pq.write_table(table, path, compression="zstd")
+
+
+def read_manifest(path: Path) -> pa.Table:
+    return pq.read_table(path, schema=MANIFEST_SCHEMA)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_quarantine(entries: list[dict], path: Path) -> None:
+    with open(path, "w") as f:
+        for entry in entries:
+            f.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_quarantine(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def dataset_splits(root: Path) -> list[tuple[str, str]]:
+    """Every (dataset, split) under a shard root that has a manifest, sorted."""
+    root = Path(root)
+    return sorted((p.parent.parent.name, p.parent.name) for p in root.glob(f"*/*/{MANIFEST}"))

@@ -1,0 +1,121 @@
+"""One unit's output on disk, the ledger of finished units, and the final commit.
+
+A worker writes a unit's samples into `_work/staged/<unit>-<part>.tar` and then, last,
+its ledger entry `_work/done/<unit>.json` (atomically), so a unit is either finished or
+redone. When every unit of a split is finished, `finalize` renames the staged parts to
+`shard-000000.tar ...` in unit order (a rename, no copy) and writes the manifest, the
+quarantine and the card. The shard numbering depends only on the units, never on which
+worker finished first, so the output is the same whatever the worker count.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from dataengine.converter import Converter, Quarantined, Record, Unit
+from dataengine.manifest import (CARD, MANIFEST, QUARANTINE, manifest_row, write_json,
+                                 write_manifest, write_quarantine)
+from dataengine.shards import TarShardWriter, seal
+
+WORK = "_work"
+
+
+def _atomic_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def convert_unit(converter: Converter, unit: Unit, split_dir: Path, shard_bytes: int) -> dict:
+    """Convert one unit into staged shards and record it in the ledger; returns its summary."""
+    work = split_dir / WORK
+    writer = TarShardWriter(work / "staged", unit.id, shard_bytes)
+    rows, quarantine, keys = [], [], set()
+    try:
+        for item in converter.convert_unit(unit):
+            if isinstance(item, Quarantined):
+                quarantine.append({"unit": unit.id, "record_id": item.record_id, "reason": item.reason})
+                continue
+            if not isinstance(item, Record):
+                raise TypeError(f"{converter.name}.convert_unit yielded {type(item).__name__}")
+            sample = seal(item)
+            if sample["split"] != unit.split:
+                raise ValueError(f"sample {sample['id']}: split {sample['split']!r} in unit of split {unit.split!r}")
+            if sample["id"] in keys:
+                raise ValueError(f"sample key {sample['id']!r} repeated in unit {unit.id}")
+            keys.add(sample["id"])
+            where = writer.write(sample["id"], sample, item.media)
+            row = manifest_row(sample, unit.id, where.offset, where.size)
+            row["part"] = where.part
+            rows.append(row)
+    finally:
+        writer.close()
+    summary = {"unit": unit.id, "parts": [p.name for p in writer.parts], "rows": rows,
+               "quarantine": quarantine, "samples": len(rows),
+               "bytes": sum(p.stat().st_size for p in writer.parts)}
+    _atomic_json(work / "done" / f"{unit.id}.json", summary)
+    return summary
+
+
+def prepare(split_dir: Path, job_id: str) -> set[str]:
+    """Set up the work dir for `job_id`; returns the units already finished (the ledger).
+    A ledger of another job (other source, options or converter version) is discarded."""
+    work = split_dir / WORK
+    job_file = work / "job.json"
+    if work.exists() and (not job_file.exists() or json.loads(job_file.read_text())["job_id"] != job_id):
+        shutil.rmtree(work)
+    if not work.exists():
+        for old in split_dir.glob("*"):
+            if old.is_file():
+                old.unlink()
+        (work / "staged").mkdir(parents=True)
+        (work / "done").mkdir()
+        _atomic_json(job_file, {"job_id": job_id})
+    return {p.stem for p in (work / "done").glob("*.json")}
+
+
+def is_up_to_date(split_dir: Path, job_id: str) -> bool:
+    card = split_dir / CARD
+    return (card.exists() and not (split_dir / WORK).exists()
+            and json.loads(card.read_text()).get("job_id") == job_id)
+
+
+def finalize(split_dir: Path, units: list[Unit], card: dict) -> dict:
+    """Commit the staged parts as numbered shards and write manifest, quarantine, card."""
+    work = split_dir / WORK
+    rows, quarantine, seen = [], [], {}
+    shard_index = 0
+    for unit in units:
+        summary = json.loads((work / "done" / f"{unit.id}.json").read_text())
+        names = []
+        for part in summary["parts"]:
+            name = f"shard-{shard_index:06d}.tar"
+            staged = work / "staged" / part
+            if staged.exists():  # absent when an interrupted finalize already moved it
+                os.replace(staged, split_dir / name)
+            names.append(name)
+            shard_index += 1
+        for row in summary["rows"]:
+            if row["key"] in seen:
+                raise ValueError(f"sample key {row['key']!r} produced by units {seen[row['key']]} and {unit.id}")
+            seen[row["key"]] = unit.id
+            row["shard"] = names[row.pop("part")]
+            rows.append(row)
+        quarantine.extend(summary["quarantine"])
+    write_manifest(rows, split_dir / MANIFEST)
+    write_quarantine(quarantine, split_dir / QUARANTINE)
+    card = dict(card)
+    card["counts"] = {
+        "units": len(units), "samples": len(rows), "quarantined": len(quarantine),
+        "records_in": len(rows) + len(quarantine), "shards": shard_index,
+        "bytes": sum((split_dir / f"shard-{i:06d}.tar").stat().st_size for i in range(shard_index)),
+    }
+    card["tasks"] = dict(sorted(Counter(r["task"] for r in rows).items()))
+    card["layouts"] = dict(sorted(Counter(r["layout"] for r in rows).items()))
+    card["quarantine_reasons"] = dict(sorted(Counter(q["reason"].split(":")[0] for q in quarantine).items()))
+    write_json(split_dir / CARD, card)
+    shutil.rmtree(work)
+    return card

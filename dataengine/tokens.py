@@ -1,0 +1,29 @@
+"""Token estimates stored in manifests, so budgets and length filters need no tokenizer.
+
+Text: about 4 characters per token (Llama-3-style BPE on English). Visual: a SigLIP-384
+image is a 27x27 grid = 729 tokens (LLaVA-OneVision/RoboTron-Drive); a lone image also
+gets anyres tiles (base + 4 tiles), multi-image samples one grid per image, and video
+frames are 2x2 pooled to 196 tokens each. These are estimates for planning; the training
+processor computes the exact count.
+"""
+from __future__ import annotations
+
+import math
+
+TOKENS_PER_IMAGE = 729
+ANYRES_TILES = 5
+TOKENS_PER_VIDEO_FRAME = 196
+
+
+def text_tokens(n_chars: int) -> int:
+    return math.ceil(n_chars / 4)
+
+
+def visual_tokens(layout: str, n_media: int) -> int:
+    if n_media == 0:
+        return 0
+    if layout == "single_image":
+        return TOKENS_PER_IMAGE * ANYRES_TILES * n_media
+    if layout == "multi_view":
+        return TOKENS_PER_IMAGE * n_media
+    return TOKENS_PER_VIDEO_FRAME * n_media
