@@ -26,12 +26,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 demo: setup
-	rm -rf $(DEMO)
-	$(PY) -m dataengine fixtures nuscenes --out $(DEMO)/raw/nuscenes
-	$(PY) -m dataengine convert nuscenes --src $(DEMO)/raw/nuscenes --out $(DEMO)/shards --workers $(WORKERS)
-	$(PY) -m dataengine validate $(DEMO)/shards
-	$(PY) -m dataengine stats $(DEMO)/shards
-	@echo "demo: shards, manifests and cards under $(DEMO)/shards"
+	$(PY) -m dataengine.demo --out $(DEMO) --workers $(WORKERS)
 
 # Convert a real nuScenes root: make shards NUSCENES=/data/nuscenes [SHARDS=shards] [WORKERS=8]
 shards: setup

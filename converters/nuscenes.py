@@ -237,7 +237,8 @@ class NuScenesConverter(Converter):
         future = [lidar_poses[j] if j < len(frames) else None for j in range(k + 1, k + 1 + FUTURE)]
         past = [lidar_poses[j] if j >= 0 else None for j in range(k - PAST, k)]
         fut_xy, fut_valid = relative_points(ego_to_global, future)
-        hist_xy, hist_valid = relative_points(ego_to_global, past)
+        # history pads backwards: a missing early point repeats the oldest valid one
+        hist_xy, hist_valid = (list(reversed(x)) for x in relative_points(ego_to_global, past[::-1]))
         motion = can_bus_motion(can, frame["timestamp"])
         ego_source = "can_bus" if motion else "ego_pose"
         motion = motion or ego_motion(lidar_poses, times, k)
@@ -250,7 +251,8 @@ class NuScenesConverter(Converter):
             "task": "planning.trajectory", "scene_id": f"nuscenes:{scene['token']}",
             "frame_id": f"nuscenes:{frame['token']}", "layout": "multi_view", "media": media,
             "conversations": [
-                {"role": "user", "content": planning_question(location, ego, command, hist_xy)},
+                {"role": "user", "content": planning_question(
+                    location, ego, command, [p for p, v in zip(hist_xy, hist_valid) if v])},
                 {"role": "assistant", "content": format_waypoints(fut_xy)},
             ],
             "ego": ego,

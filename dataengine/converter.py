@@ -83,8 +83,15 @@ class Converter(ABC):
 
     @classmethod
     def make_fixture(cls, out: Path, **kwargs: Any) -> Path:
-        """Write a small dataset in this source's real raw format under `out`."""
+        """Write a small dataset in this source's real raw format under `out`; returns the
+        path to pass as `--src`."""
         raise NotImplementedError(f"{cls.name} has no fixture generator")
+
+    @classmethod
+    def fixture_options(cls, fixture_root: Path) -> Any:
+        """Options that convert the fixture written under `fixture_root` (e.g. the nuScenes
+        root a nuScenes-derived fixture carries inside it)."""
+        return cls.options_type()
 
 
 _REGISTRY: dict[str, type[Converter]] = {}

@@ -1,0 +1,85 @@
+"""Perspective-aware prompts: a sample's media and first user turn become the model prompt.
+
+Samples carry no placeholders; the renderer places one per image, or one per video frame
+group (a camera's frames in time order), and names every view. Styles are registered by
+name so a curriculum stage or a benchmark picks one with a string.
+
+`robotron` (default) reproduces RoboTron-Drive's released demo prompts
+(`zhijian11/DriveMM:scripts/inference_demo/demo_image.py`, `demo_video.py`):
+  multi-view:  "1: <image> 2: <image> ... 6: <image>. These six images are the front view, ... of the ego vehicle.\\n{q}"
+  single:      "<image>\\nThere is an image of traffic captured from the front view of the ego vehicle.\\n{q}"
+  video:       "<image>.\\nThere is a video of traffic captured from the front view of the ego vehicle.\\n{q}"
+  multi-view video: numbered like multi-view, each item a video.
+`camera_tags` puts each view's camera name next to its placeholder instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from dataengine.cameras import VIEW_WORDS
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
+                9: "nine", 10: "ten"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The conversation with placeholders in its first user turn, and what each stands for."""
+
+    conversation: list[dict]
+    groups: list[list[int]]   # media indices behind each placeholder, in placeholder order
+    kinds: list[str]          # "image" or "video", per placeholder
+    cameras: list[str]        # canonical camera per placeholder
+
+
+def media_groups(sample: dict) -> tuple[list[list[int]], list[str], list[str]]:
+    """Placeholder groups: one per image; for video layouts one per camera, frames by time."""
+    media = sample["media"]
+    if sample["layout"] in ("single_image", "multi_view"):
+        return [[i] for i in range(len(media))], ["image"] * len(media), [m["camera"] for m in media]
+    order: dict[str, list[int]] = {}
+    for i, m in enumerate(media):
+        order.setdefault(m["camera"], []).append(i)
+    groups = [sorted(idx, key=lambda i: media[i]["time_offset_s"]) for idx in order.values()]
+    return groups, ["video"] * len(groups), list(order)
+
+
+def _views(cameras: list[str]) -> str:
+    words = [f"{VIEW_WORDS[c]} view" for c in cameras]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _robotron(sample: dict, cameras: list[str], kinds: list[str], ph: str) -> str:
+    n = len(cameras)
+    if n == 0:
+        return ""
+    noun = "video" if kinds[0] == "video" else "image"
+    if n == 1 and noun == "image":
+        return f"{ph}\nThere is an image of traffic captured from the {_views(cameras)} of the ego vehicle.\n"
+    if n == 1:
+        return f"{ph}.\nThere is a video of traffic captured from the {_views(cameras)} of the ego vehicle.\n"
+    numbered = " ".join(f"{i + 1}: {ph}" for i in range(n))
+    count = NUMBER_WORDS.get(n, str(n))
+    return f"{numbered}. These {count} {noun}s are the {_views(cameras)} of the ego vehicle.\n"
+
+
+def _camera_tags(sample: dict, cameras: list[str], kinds: list[str], ph: str) -> str:
+    return "".join(f"[{VIEW_WORDS[c]} {k}] {ph}\n" for c, k in zip(cameras, kinds))
+
+
+STYLES: dict[str, Callable[[dict, list[str], list[str], str], str]] = {
+    "robotron": _robotron,
+    "camera_tags": _camera_tags,
+}
+
+
+def render(sample: dict, style: str = "robotron", placeholder: str = "<image>") -> Rendered:
+    """Render a sample's conversation for a model whose image placeholder is `placeholder`."""
+    if style not in STYLES:
+        raise KeyError(f"unknown prompt style {style!r}; known: {', '.join(STYLES)}")
+    groups, kinds, cameras = media_groups(sample)
+    prefix = STYLES[style](sample, cameras, kinds, placeholder)
+    conversation = [dict(turn) for turn in sample["conversations"]]
+    conversation[0]["content"] = prefix + conversation[0]["content"]
+    return Rendered(conversation, groups, kinds, cameras)
