@@ -134,7 +134,17 @@ def parse_options(cls: type[Converter], raw: dict[str, Any]) -> Any:
         if value is None or key not in hints:
             continue
         ftype = next((a for a in typing.get_args(hints[key]) if a is not type(None)), hints[key])
-        values[key] = value if isinstance(value, ftype) else ftype(value)
+        if isinstance(value, ftype):
+            values[key] = value
+        elif ftype is bool:
+            if str(value).lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise UsageError(f"--{key.replace('_', '-')} takes true or false, got {value!r}")
+            values[key] = str(value).lower() in ("1", "true", "yes")
+        else:
+            try:
+                values[key] = ftype(value)
+            except ValueError:
+                raise UsageError(f"--{key.replace('_', '-')}: {value!r} is not a valid {ftype.__name__}") from None
     return cls.options_type(**values)
 
 
