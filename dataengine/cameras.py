@@ -31,7 +31,7 @@ SOURCE_CAMERAS: dict[str, dict[str, str]] = {
     "lingoqa": {"front": "front"},
     "codalm": {"front": "front"},
     "drama": {"front": "front"},
-    "maplm": {"front": "front", "bev": "bev"},
+    "maplm": {"front": "front", "bev": "bev", "photo_forward": "front", "point_cloud_bev": "bev"},
 }
 
 # nuScenes camera order used by every nuScenes-derived sample (RoboTron-Drive's order).

@@ -1,4 +1,4 @@
-"""The `dataengine` command line: convert, validate, stats, fixtures, list."""
+"""The `dataengine` command line: convert, validate, stats, audit, export-llava, fixtures, list."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from dataengine import show
 from dataengine.converter import get, parse_options, registry
 from dataengine.errors import DataEngineError, UsageError
 
@@ -65,6 +66,19 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from dataengine.audit import DEFAULT_UNSEEN, AuditConfig, main as audit
+
+    unseen = DEFAULT_UNSEEN if args.unseen is None else tuple(args.unseen)
+    return audit(AuditConfig(root=Path(args.dir), out=Path(args.out) if args.out else None, unseen=unseen))
+
+
+def _cmd_export_llava(args: argparse.Namespace) -> int:
+    from dataengine.export_llava import ExportConfig, main as export
+
+    return export(ExportConfig(root=Path(args.dir), out=Path(args.out), style=args.style))
+
+
 def _cmd_fixtures(args: argparse.Namespace) -> int:
     root = get(args.dataset).make_fixture(Path(args.out))
     print(f"{args.dataset}: fixture written to {root}")
@@ -102,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.set_defaults(fn=_cmd_stats)
 
+    p = sub.add_parser("audit", help="leakage audit: evaluation samples sharing a scene, frame or image with training data")
+    p.add_argument("dir")
+    p.add_argument("--unseen", nargs="*", metavar="NAME", default=None,
+                   help="benchmarks that must not overlap training data (default: bddx drama nuscenes_qa talk2car)")
+    p.add_argument("--out", default=None, help="report directory (default: DIR/audit)")
+    p.set_defaults(fn=_cmd_audit)
+
+    p = sub.add_parser("export-llava", help="write the LLaVA-NeXT training format (JSON + images folder)")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="export directory (JSON files and images/)")
+    p.add_argument("--style", default="robotron", help="prompt style of dataengine.prompts (default robotron)")
+    p.set_defaults(fn=_cmd_export_llava)
+
     p = sub.add_parser("fixtures", help="write a small dataset in a source's real raw format")
     p.add_argument("dataset")
     p.add_argument("--out", required=True)
@@ -109,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the registered converters")
     p.set_defaults(fn=_cmd_list)
+
+    show.add_parser(sub)
     return parser
 
 

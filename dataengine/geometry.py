@@ -67,16 +67,17 @@ def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
 def box_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int):
     """[x1, y1, x2, y2] of a box seen by a camera, or None when it is not visible.
 
-    Visible follows nuScenes-devkit `box_in_image(..., BoxVisibility.ANY)`: at least one
-    corner more than 1 m in front of the camera projects inside the image. The 2D box is
-    the extent of the corners more than 0.1 m in front, clipped to the image.
+    Visible follows nuScenes-devkit `box_in_image(..., BoxVisibility.ANY)`: every corner is
+    more than 0.1 m in front of the camera and at least one corner more than 1 m in front
+    projects inside the image. The 2D box is the corners' extent clipped to the image.
     """
-    uv = project(corners_cam, intrinsics)
     z = corners_cam[:, 2]
+    if not (z > 0.1).all():
+        return None
+    uv = project(corners_cam, intrinsics)
     inside = (uv[:, 0] > 0) & (uv[:, 0] < width) & (uv[:, 1] > 0) & (uv[:, 1] < height) & (z > 1)
     if not inside.any():
         return None
-    front = uv[z > 0.1]
-    x1, y1 = np.clip(front.min(axis=0), 0, [width, height])
-    x2, y2 = np.clip(front.max(axis=0), 0, [width, height])
+    x1, y1 = np.clip(uv.min(axis=0), 0, [width, height])
+    x2, y2 = np.clip(uv.max(axis=0), 0, [width, height])
     return [float(x1), float(y1), float(x2), float(y2)]

@@ -44,8 +44,8 @@ class JobResult:
     units_run: int = 0
 
 
-def _task(dataset: str, src: str, options: Any, unit: Unit, split_dir: str, shard_bytes: int) -> dict:
-    converter = get(dataset)(Path(src), options)
+def _task(cls: type[Converter], src: str, options: Any, unit: Unit, split_dir: str, shard_bytes: int) -> dict:
+    converter = cls(Path(src), options)
     summary = convert_unit(converter, unit, Path(split_dir), shard_bytes)
     return {"unit": unit.id, "samples": summary["samples"], "quarantined": len(summary["quarantine"]),
             "bytes": summary["bytes"]}
@@ -151,21 +151,27 @@ def _run_units(cfg: JobConfig, converter: Converter, todo: list[tuple[Unit, Path
     started = _init_ray(cfg)
     try:
         remote = ray.remote(num_cpus=1, max_retries=cfg.max_retries, retry_exceptions=[OSError])(_task)
-        workers = max(1, int(ray.cluster_resources().get("CPU", cfg.workers)) if cfg.address else cfg.workers)
-        max_in_flight = 2 * workers
+        # bounded in-flight work: two tasks per CPU of the (local or joined) cluster
+        max_in_flight = 2 * max(1, int(ray.cluster_resources().get("CPU", cfg.workers)))
         pending, in_flight = deque(todo), {}
         progress = _Progress(len(todo), cfg.progress)
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < max_in_flight:
                     unit, split_dir = pending.popleft()
-                    ref = remote.remote(cfg.dataset, str(cfg.src), converter.options, unit, str(split_dir),
+                    ref = remote.remote(type(converter), str(cfg.src), converter.options, unit, str(split_dir),
                                         cfg.shard_bytes)
                     in_flight[ref] = unit
                 ready, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in ready:
                     in_flight.pop(ref)
-                    progress.update(ray.get(ref))
+                    try:
+                        progress.update(ray.get(ref))
+                    except Exception:
+                        # let the running units finish and reach the ledger, then fail
+                        pending.clear()
+                        ray.wait(list(in_flight), num_returns=len(in_flight))
+                        raise
         finally:
             progress.close()
     finally:

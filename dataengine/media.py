@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,17 @@ class ImageBlob:
 
 
 def resolve_under(root: Path, relpath: str) -> Path | None:
-    """`root/relpath` when it stays inside root (symlinks resolved), else None."""
-    root = Path(root).resolve()
-    path = (root / relpath).resolve()
-    return path if path == root or root in path.parents else None
+    """`root/relpath` when the path the data names stays inside root, else None.
+
+    The check is lexical (absolute paths and `..` that climb out are refused); symlinks an
+    operator placed inside the root (e.g. `samples/` on another disk) are followed.
+    """
+    if not relpath or os.path.isabs(relpath):
+        return None
+    normal = os.path.normpath(relpath)
+    if normal == ".." or normal.startswith(".." + os.sep):
+        return None
+    return Path(root) / normal
 
 
 def check_image_bytes(data: bytes) -> tuple[ImageBlob | None, str | None]:

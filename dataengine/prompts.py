@@ -4,13 +4,15 @@ Samples carry no placeholders; the renderer places one per image, or one per vid
 group (a camera's frames in time order), and names every view. Styles are registered by
 name so a curriculum stage or a benchmark picks one with a string.
 
-`robotron` (default) reproduces RoboTron-Drive's released demo prompts
-(`zhijian11/DriveMM:scripts/inference_demo/demo_image.py`, `demo_video.py`):
-  multi-view:  "1: <image> 2: <image> ... 6: <image>. These six images are the front view, ... of the ego vehicle.\\n{q}"
-  single:      "<image>\\nThere is an image of traffic captured from the front view of the ego vehicle.\\n{q}"
-  video:       "<image>.\\nThere is a video of traffic captured from the front view of the ego vehicle.\\n{q}"
-  multi-view video: numbered like multi-view, each item a video.
-`camera_tags` puts each view's camera name next to its placeholder instead.
+`robotron` (default) reproduces RoboTron-Drive's released demo prompts character for
+character (`zhijian11/DriveMM:scripts/inference_demo/demo_image.py`, `demo_video.py`
+@ d384f43); the question follows the view sentence after one space, not a newline:
+  multi-view:  "1: <image> 2: <image> ... 6: <image>. These six images are the front view, ... of the ego vehicle. {q}"
+  single:      "<image>\\nThere is an image of traffic captured from the front view of the ego vehicle. {q}"
+  video:       "<image>.\\nThere is a video of traffic captured from the front view of the ego vehicle. {q}"
+  multi-view video: numbered like multi-view, each item a video ("These six videos are ...").
+`camera_tags` puts each view's camera name next to its placeholder instead:
+  "[front image] <image>\\n[front left image] <image>\\n{q}"
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ class Rendered:
 
 
 def media_groups(sample: dict) -> tuple[list[list[int]], list[str], list[str]]:
-    """Placeholder groups: one per image; for video layouts one per camera, frames by time."""
+    """Placeholder groups: one per image; for video layouts one per camera (in order of first
+    appearance in `media`), its frames sorted by time offset."""
     media = sample["media"]
     if sample["layout"] in ("single_image", "multi_view"):
         return [[i] for i in range(len(media))], ["image"] * len(media), [m["camera"] for m in media]
@@ -45,8 +48,14 @@ def media_groups(sample: dict) -> tuple[list[list[int]], list[str], list[str]]:
     return groups, ["video"] * len(groups), list(order)
 
 
+def view_name(camera: str) -> str:
+    """'front left view', 'bird's-eye view': a canonical camera as the prompts name it."""
+    words = VIEW_WORDS[camera]
+    return words if words.endswith(" view") else f"{words} view"
+
+
 def _views(cameras: list[str]) -> str:
-    words = [f"{VIEW_WORDS[c]} view" for c in cameras]
+    words = [view_name(c) for c in cameras]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
@@ -56,18 +65,20 @@ def _robotron(sample: dict, cameras: list[str], kinds: list[str], ph: str) -> st
         return ""
     noun = "video" if kinds[0] == "video" else "image"
     if n == 1 and noun == "image":
-        return f"{ph}\nThere is an image of traffic captured from the {_views(cameras)} of the ego vehicle.\n"
+        return f"{ph}\nThere is an image of traffic captured from the {_views(cameras)} of the ego vehicle. "
     if n == 1:
-        return f"{ph}.\nThere is a video of traffic captured from the {_views(cameras)} of the ego vehicle.\n"
+        return f"{ph}.\nThere is a video of traffic captured from the {_views(cameras)} of the ego vehicle. "
     numbered = " ".join(f"{i + 1}: {ph}" for i in range(n))
     count = NUMBER_WORDS.get(n, str(n))
-    return f"{numbered}. These {count} {noun}s are the {_views(cameras)} of the ego vehicle.\n"
+    return f"{numbered}. These {count} {noun}s are the {_views(cameras)} of the ego vehicle. "
 
 
 def _camera_tags(sample: dict, cameras: list[str], kinds: list[str], ph: str) -> str:
     return "".join(f"[{VIEW_WORDS[c]} {k}] {ph}\n" for c, k in zip(cameras, kinds))
 
 
+# A style takes (sample, camera per placeholder, kind per placeholder, placeholder token) and
+# returns the text that goes before the first user turn.
 STYLES: dict[str, Callable[[dict, list[str], list[str], str], str]] = {
     "robotron": _robotron,
     "camera_tags": _camera_tags,
@@ -75,7 +86,11 @@ STYLES: dict[str, Callable[[dict, list[str], list[str], str], str]] = {
 
 
 def render(sample: dict, style: str = "robotron", placeholder: str = "<image>") -> Rendered:
-    """Render a sample's conversation for a model whose image placeholder is `placeholder`."""
+    """Render a sample's conversation for a model whose image placeholder is `placeholder`.
+
+    Raises:
+        KeyError: `style` is not in STYLES (the message lists the known names).
+    """
     if style not in STYLES:
         raise KeyError(f"unknown prompt style {style!r}; known: {', '.join(STYLES)}")
     groups, kinds, cameras = media_groups(sample)

@@ -14,8 +14,11 @@ def ray_session():
     """One local Ray for the whole session (ray.init costs 2-4 s)."""
     import ray
 
+    tests_dir = str(Path(__file__).parent)
+    path = os.pathsep.join([tests_dir, str(Path(tests_dir).parent), os.environ.get("PYTHONPATH", "")])
+    # workers import test-only converters defined in tests/ modules
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 1024 * 1024,
-             configure_logging=False, log_to_driver=False)
+             configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield
     ray.shutdown()
 
