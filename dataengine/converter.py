@@ -120,6 +120,13 @@ def registry() -> dict[str, type[Converter]]:
 
 
 def get(name: str) -> type[Converter]:
+    """The converter registered as `name`; imports only its module when it is named alike."""
+    import converters
+
+    if name not in _REGISTRY and any(m.name == name for m in pkgutil.iter_modules(converters.__path__)):
+        importlib.import_module(f"converters.{name}")
+    if name in _REGISTRY:
+        return _REGISTRY[name]
     known = registry()
     if name not in known:
         raise UsageError(f"unknown dataset {name!r}; known: {', '.join(known)}")

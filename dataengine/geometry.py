@@ -64,20 +64,26 @@ def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     return uvw[:, :2] / uvw[:, 2:3]
 
 
-def box_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int):
-    """[x1, y1, x2, y2] of a box seen by a camera, or None when it is not visible.
+def boxes_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int) -> list:
+    """[x1, y1, x2, y2] per box of (N, 8, 3) camera-frame corners, or None where not visible.
 
     Visible follows nuScenes-devkit `box_in_image(..., BoxVisibility.ANY)`: every corner is
     more than 0.1 m in front of the camera and at least one corner more than 1 m in front
     projects inside the image. The 2D box is the corners' extent clipped to the image.
     """
-    z = corners_cam[:, 2]
-    if not (z > 0.1).all():
-        return None
-    uv = project(corners_cam, intrinsics)
-    inside = (uv[:, 0] > 0) & (uv[:, 0] < width) & (uv[:, 1] > 0) & (uv[:, 1] < height) & (z > 1)
-    if not inside.any():
-        return None
-    x1, y1 = np.clip(uv.min(axis=0), 0, [width, height])
-    x2, y2 = np.clip(uv.max(axis=0), 0, [width, height])
-    return [float(x1), float(y1), float(x2), float(y2)]
+    corners_cam = np.asarray(corners_cam, dtype=float).reshape(-1, 8, 3)
+    z = corners_cam[..., 2]
+    uvw = corners_cam @ np.asarray(intrinsics, dtype=float).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = uvw[..., :2] / uvw[..., 2:3]
+    inside = (uv[..., 0] > 0) & (uv[..., 0] < width) & (uv[..., 1] > 0) & (uv[..., 1] < height) & (z > 1)
+    visible = (z > 0.1).all(axis=1) & inside.any(axis=1)
+    lo = np.clip(uv.min(axis=1), 0, [width, height])
+    hi = np.clip(uv.max(axis=1), 0, [width, height])
+    return [[float(lo[i, 0]), float(lo[i, 1]), float(hi[i, 0]), float(hi[i, 1])] if visible[i] else None
+            for i in range(len(corners_cam))]
+
+
+def box_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int):
+    """`boxes_2d_in_image` for one box's (8, 3) corners."""
+    return boxes_2d_in_image(corners_cam[None], intrinsics, width, height)[0]

@@ -1,12 +1,9 @@
 """Reading source images safely: paths stay under their root, bytes are checked, never re-encoded."""
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image, UnidentifiedImageError
 
 
 @dataclass(frozen=True)
@@ -31,24 +28,46 @@ def resolve_under(root: Path, relpath: str) -> Path | None:
     return Path(root) / normal
 
 
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame segment, by walking the marker segments
+    (a header read: ~100x cheaper than opening the image)."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
 def check_image_bytes(data: bytes) -> tuple[ImageBlob | None, str | None]:
     """Header and end-marker checks: catches truncated JPEG/PNG files without decoding."""
     if data[:3] == b"\xff\xd8\xff":
-        fmt = "jpg"
         if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
             return None, "truncated JPEG (no end-of-image marker)"
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        fmt = "png"
+        size = jpeg_size(data)
+        if size is None or 0 in size:
+            return None, "unreadable JPEG header (no start-of-frame segment)"
+        return ImageBlob(data, size[0], size[1], "jpg"), None
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
         if b"IEND" not in data[-12:]:
             return None, "truncated PNG (no IEND chunk)"
-    else:
-        return None, "not a JPEG or PNG file"
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-    except (UnidentifiedImageError, OSError) as exc:
-        return None, f"unreadable image header ({exc})"
-    return ImageBlob(data, width, height, fmt), None
+        if data[12:16] != b"IHDR":
+            return None, "unreadable PNG header (no IHDR chunk)"
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return ImageBlob(data, width, height, "png"), None
+    return None, "not a JPEG or PNG file"
 
 
 def read_image(root: Path, relpath: str) -> tuple[ImageBlob | None, str | None]:

@@ -8,7 +8,6 @@ manifest keeps so one sample can be read by key without scanning.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tarfile
 from dataclasses import dataclass
@@ -58,8 +57,22 @@ class Written:
     size: int
 
 
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE
+
+
+def _member(name: str, data: bytes) -> bytes:
+    """One tar member: a GNU header (long names handled), the data, zero padding to 512."""
+    header = _tarinfo(name, len(data)).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    return header + data + b"\0" * (-len(data) % BLOCK)
+
+
 class TarShardWriter:
-    """Writes records into `<stem>-<part>.tar` files, rolling over at `shard_bytes`."""
+    """Writes records into `<stem>-<part>.tar` files, rolling over at `shard_bytes`.
+
+    Members are written directly (header, data, padding in one write) rather than through
+    `tarfile.addfile`, which copies every image through a file object; the bytes are the
+    same GNU tar that tarfile and WebDataset read."""
 
     def __init__(self, directory: Path, stem: str, shard_bytes: int = DEFAULT_SHARD_BYTES):
         self.directory = Path(directory)
@@ -67,28 +80,28 @@ class TarShardWriter:
         self.shard_bytes = shard_bytes
         self.parts: list[Path] = []
         self._file: BinaryIO | None = None
-        self._tar: tarfile.TarFile | None = None
 
     def _open_next(self) -> None:
         self.close()
         path = self.directory / f"{self.stem}-{len(self.parts):04d}.tar"
         self.parts.append(path)
         self._file = open(path, "wb")
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
 
     def write(self, key: str, sample: dict, media: list[bytes]) -> Written:
         body = sample_json(sample)
         approx = len(body) + sum(len(b) for b in media) + 1024 * (1 + len(media))
-        if self._tar is None or (self._file.tell() > 0 and self._file.tell() + approx > self.shard_bytes):
+        if self._file is None or (self._file.tell() > 0 and self._file.tell() + approx > self.shard_bytes):
             self._open_next()
         start = self._file.tell()
-        self._tar.addfile(_tarinfo(f"{key}.json", len(body)), io.BytesIO(body))
+        self._file.write(_member(f"{key}.json", body))
         for item, blob in zip(sample["media"], media):
-            self._tar.addfile(_tarinfo(f"{key}.{item['member']}", len(blob)), io.BytesIO(blob))
+            self._file.write(_member(f"{key}.{item['member']}", blob))
         return Written(len(self.parts) - 1, start, self._file.tell() - start)
 
     def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
+        """End-of-archive: two zero blocks, padded to a whole tar record (as tarfile does)."""
+        if self._file is not None:
+            end = self._file.tell() + 2 * BLOCK
+            self._file.write(b"\0" * (2 * BLOCK + (-end % RECORD)))
             self._file.close()
-            self._tar = self._file = None
+            self._file = None
