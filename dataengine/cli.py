@@ -59,10 +59,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from dataengine.stats import write_cards
+    from dataengine.stats import INDEX, write_cards
 
     for path in write_cards(Path(args.dir)):
         print(f"wrote {path} and {path.with_name('card.png')}")
+    print(f"wrote {Path(args.dir) / INDEX}")
     return 0
 
 

@@ -62,7 +62,8 @@ def sheet_size(rows: int, columns: int, cell_h: int) -> tuple[int, int]:
 
 
 def _label(number: int, item: dict) -> str:
-    return f"{number}: {item['camera']} ({item['source_camera']})  t={item['time_offset_s']:+.3f} s"
+    source = f" ({item['source_camera']})" if item["source_camera"] != item["camera"] else ""
+    return f"{number}: {item['camera']}{source}  t={item['time_offset_s']:+.3f} s"
 
 
 def _boxes(sample: dict, index: int) -> list[tuple[str, list[float]]]:
