@@ -85,9 +85,11 @@ class AuditResult:
     overlaps: list[dict] = field(default_factory=list)  # one entry per overlapping eval sample
 
     def leaks(self) -> list[Pair]:
-        """Overlapping pairs of unseen benchmarks, worst first (most samples, then largest share)."""
+        """Overlapping pairs of unseen benchmarks, worst first: most samples, then largest share,
+        then most matches (a shared frame and image is a closer copy than a shared scene)."""
         bad = [p for p in self.pairs if p.unseen and p.samples > 0]
-        return sorted(bad, key=lambda p: (-p.samples, -p.fraction, p.eval_dataset, p.eval_split, p.train_dataset))
+        return sorted(bad, key=lambda p: (-p.samples, -p.fraction, -(p.scene + p.frame + p.image),
+                                          p.eval_dataset, p.eval_split, p.train_dataset))
 
 
 def _columns(root: Path, dataset: str, split: str) -> dict[str, list]:

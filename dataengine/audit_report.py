@@ -76,7 +76,7 @@ def _annotate(ax, frac, counts, threshold: float = 0.55) -> None:
 def plot_heatmap(result: AuditResult, path: Path) -> None:
     """Rows: evaluation splits; columns: training datasets; colour: share of the evaluation split
     that overlaps; text: overlapping samples and share. Unseen rows are labelled in red and
-    their overlapping cells (the audit failures) outlined in blue."""
+    their overlapping cells (the audit failures) outlined in light blue."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +101,7 @@ def plot_heatmap(result: AuditResult, path: Path) -> None:
         for i, row in enumerate(grid):  # outline the cells that fail the audit
             for j, p in enumerate(row):
                 if p.unseen and p.samples:
-                    ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=2.5, ec="#1f3fbf"))
+                    ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=3, ec="#00a8f0"))
         ax.set_xticks(range(len(train)), [f"{t['dataset']}\ntrain {t['samples']}" for t in result.train_datasets],
                       rotation=30, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(len(rows)), [f"{_row_label(r)}  n={r['samples']}" for r in rows])

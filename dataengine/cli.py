@@ -19,15 +19,12 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _converter_option_flags(parser: argparse.ArgumentParser) -> None:
-    """Every converter's typed options become flags (e.g. --nuscenes-root, --version)."""
-    seen = set()
-    for name, cls in registry().items():
-        for f in dataclasses.fields(cls.options_type):
-            if f.name not in seen:
-                seen.add(f.name)
-                parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", default=None,
-                                    help=f"option of the {name} converter")
+def _converter_option_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """The named converter's typed options become flags (e.g. --nuscenes-root, --version).
+    Only that converter is imported, so one broken plugin cannot take the CLI down."""
+    for f in dataclasses.fields(cls.options_type):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"opt_{f.name}", default=None,
+                            help=f"{cls.name} option (default {f.default!r})")
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -93,7 +90,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(converter=None) -> argparse.ArgumentParser:
     parser = _Parser(prog="dataengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -106,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="join this Ray cluster (default: RAY_ADDRESS or local)")
     p.add_argument("--limit", type=int, default=None, help="at most N work units per split")
     p.add_argument("--shard-mb", type=float, default=256, help="target shard size in MB (default 256)")
-    _converter_option_flags(p)
+    if converter is not None:
+        _converter_option_flags(p, converter)
     p.set_defaults(fn=_cmd_convert)
 
     p = sub.add_parser("validate", help="re-read every shard and check it against its manifest")
@@ -142,9 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _named_converter(argv: list[str]):
+    """The converter class of `convert DATASET ...`, so its options can become flags."""
+    if len(argv) >= 2 and argv[0] == "convert" and not argv[1].startswith("-"):
+        return get(argv[1])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        args = build_parser(_named_converter(argv)).parse_args(argv)
         return args.fn(args)
     except UsageError as exc:
         print(f"dataengine: error: {exc}", file=sys.stderr)

@@ -141,5 +141,6 @@ def export(cfg: ExportConfig) -> list[dict]:
 
 def main(cfg: ExportConfig) -> int:
     for c in export(cfg):
-        print(f"{c['dataset']}/{c['split']}: {c['records']} records, {c['images']} images -> {Path(cfg.out) / c['file']}")
+        print(f"{c['dataset']}/{c['split']}: {c['records']} records, {c['images']} images "
+              f"-> {Path(cfg.out) / c['file']}")
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +13,8 @@ from dataengine.tokens import text_tokens, visual_tokens
 MANIFEST = "manifest.parquet"
 CARD = "card.json"
 QUARANTINE = "quarantine.jsonl"
+
+_DETAIL_RE = re.compile(r"'[^']*'|\"[^\"]*\"|\S*[\d/\\]\S*")
 
 MANIFEST_SCHEMA = pa.schema([
     ("key", pa.string()),
@@ -63,6 +66,15 @@ def write_quarantine(entries: list[dict], path: Path) -> None:
     with open(path, "w") as f:
         for entry in entries:
             f.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def reason_category(reason: str) -> str:
+    """Group quarantine reasons: the text before the first ':' or '(', with quoted values and
+    words holding digits or slashes (paths, ids, counts) replaced by '…'.
+    'missing image samples/CAM_FRONT/x.jpg' -> 'missing image …'."""
+    head = re.split(r"[:(]", reason, maxsplit=1)[0]
+    head = re.sub(r"…(\s*…)+", "…", _DETAIL_RE.sub("…", head))
+    return " ".join(head.split()) or "(no reason given)"
 
 
 def read_quarantine(path: Path) -> list[dict]:

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from dataengine.converter import Converter, Quarantined, Record, Unit
-from dataengine.manifest import (CARD, MANIFEST, QUARANTINE, manifest_row, write_json,
+from dataengine.manifest import (CARD, MANIFEST, QUARANTINE, manifest_row, reason_category, write_json,
                                  write_manifest, write_quarantine)
 from dataengine.shards import TarShardWriter, seal
 
@@ -115,7 +115,7 @@ def finalize(split_dir: Path, units: list[Unit], card: dict) -> dict:
     }
     card["tasks"] = dict(sorted(Counter(r["task"] for r in rows).items()))
     card["layouts"] = dict(sorted(Counter(r["layout"] for r in rows).items()))
-    card["quarantine_reasons"] = dict(sorted(Counter(q["reason"].split(":")[0] for q in quarantine).items()))
+    card["quarantine_reasons"] = dict(sorted(Counter(reason_category(q["reason"]) for q in quarantine).items()))
     write_json(split_dir / CARD, card)
     shutil.rmtree(work)
     return card
