@@ -23,35 +23,21 @@ from typing import Iterator
 import numpy as np
 
 from converters.nuscenes_fixture import make_nuscenes_root
+from converters.nuscenes_media import camera_media
 from converters.nuscenes_tables import LIDAR, NuScenesTables, official_splits, resolve_versions
 from dataengine.cameras import NUSCENES_ORDER, canonical
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
-from dataengine.geometry import (apply, box_2d_in_image, box_corners, invert, matrix_yaw, pose_matrix,
+from dataengine.geometry import (apply, box_corners, boxes_2d_in_image, invert, matrix_yaw, pose_matrix,
                                  quat_to_matrix)
-from dataengine.media import read_image
+from dataengine.trajectory import DT, FUTURE, PAST, command_from_future, planning_question
 from dataengine.waypoints import format_waypoints
-
-PAST, FUTURE, DT = 4, 6, 0.5
-COMMAND_THRESHOLD_M = 2.0
-COMMAND_WORDS = {"turn_left": "turn left", "turn_right": "turn right", "go_straight": "go straight"}
 
 
 @dataclass(frozen=True)
 class NuScenesOptions:
     version: str = "auto"
     """v1.0-mini, v1.0-trainval, v1.0-test, or auto (trainval and test when present, else mini)."""
-
-
-def command_from_future(xy: list[list[float]], valid: list[bool]) -> str:
-    last = next((p for p, v in zip(reversed(xy), reversed(valid)) if v), None)
-    if last is None:
-        return "go_straight"
-    if last[1] >= COMMAND_THRESHOLD_M:
-        return "turn_left"
-    if last[1] <= -COMMAND_THRESHOLD_M:
-        return "turn_right"
-    return "go_straight"
 
 
 def _finite_pose(pose: dict) -> bool:
@@ -114,14 +100,6 @@ def can_bus_motion(messages: list[dict], timestamp_us: int) -> dict | None:
             "yaw_rate_rps": _r(best["rotation_rate"][2], 4)}
 
 
-def planning_question(location: str, ego: dict, command: str, history: list[list[float]]) -> str:
-    return (f"You are driving in {location}. Ego state: speed {ego['speed_mps']:.2f} m/s, acceleration "
-            f"{ego['accel_mps2']:.2f} m/s^2, yaw rate {ego['yaw_rate_rps']:.3f} rad/s. Navigation command: "
-            f"{COMMAND_WORDS[command]}. Past trajectory over the last 2 s (x forward, y left, metres, every 0.5 s, "
-            f"oldest first): {format_waypoints(history)}. Plan the ego vehicle's trajectory for the next 3 s as "
-            f"6 waypoints (x, y) every 0.5 s.")
-
-
 @register
 class NuScenesConverter(Converter):
     """nuScenes keyframes: 6 cameras, ego state, 2 s history, 3 s plan, command, 3D/2D boxes."""
@@ -162,7 +140,7 @@ class NuScenesConverter(Converter):
             if problem:
                 yield Quarantined(frame["token"], problem)
                 continue
-            media, blobs, reason = self._cameras(frame)
+            media, blobs, reason = camera_media(self.src, frame, self.name)
             if reason:
                 yield Quarantined(frame["token"], reason)
                 continue
@@ -181,53 +159,33 @@ class NuScenesConverter(Converter):
             return f"non-finite ego_pose: {', '.join(sorted(bad))}"
         return None
 
-    def _cameras(self, frame: dict) -> tuple[list[dict], list[bytes], str | None]:
-        media, blobs = [], []
-        for i, channel in enumerate(NUSCENES_ORDER):
-            cam = frame["sensors"][channel]
-            blob, reason = read_image(self.src, cam["filename"])
-            if reason:
-                return [], [], f"{channel}: {reason}"
-            if (blob.width, blob.height) != (cam["width"], cam["height"]) and cam["width"]:
-                return [], [], (f"{channel}: image is {blob.width}x{blob.height}, table says "
-                                f"{cam['width']}x{cam['height']}")
-            calib = cam["calibration"]
-            media.append({
-                "member": f"img{i}.jpg", "camera": canonical("nuscenes", channel), "source_camera": channel,
-                "time_offset_s": _r((cam["timestamp"] - frame["timestamp"]) / 1e6, 6),
-                "width": blob.width, "height": blob.height,
-                "intrinsics": [[float(v) for v in row] for row in calib["camera_intrinsic"]],
-                "extrinsics": pose_matrix(calib["translation"], calib["rotation"]).tolist(),
-            })
-            blobs.append(blob.data)
-        return media, blobs, None
-
     def _objects(self, frame: dict, ego_to_global: np.ndarray) -> list[dict]:
+        anns = frame["annotations"]
+        if not anns:
+            return []
         world_to_ego = invert(ego_to_global)
-        cams = []
-        for channel in NUSCENES_ORDER:
+        corners = np.stack([box_corners(a["translation"], a["size"], a["rotation"]) for a in anns])  # (N, 8, 3)
+        views: list[list[dict]] = [[] for _ in anns]
+        for channel in NUSCENES_ORDER:  # all boxes of a camera in one batch
             cam = frame["sensors"][channel]
             cam_to_ego = pose_matrix(cam["calibration"]["translation"], cam["calibration"]["rotation"])
             world_to_cam = invert(cam_to_ego) @ invert(pose_matrix(**cam["ego_pose"]))
-            cams.append((channel, world_to_cam, cam))
-        objects = []
-        for ann in frame["annotations"]:
-            corners = box_corners(ann["translation"], ann["size"], ann["rotation"])
-            center = apply(world_to_ego, np.array([ann["translation"]], dtype=float))[0]
-            yaw = matrix_yaw(world_to_ego[:3, :3] @ quat_to_matrix(ann["rotation"]))
-            views = []
-            for channel, world_to_cam, cam in cams:
-                xyxy = box_2d_in_image(apply(world_to_cam, corners), cam["calibration"]["camera_intrinsic"],
-                                       cam["width"], cam["height"])
+            boxes = boxes_2d_in_image(corners @ world_to_cam[:3, :3].T + world_to_cam[:3, 3],
+                                      cam["calibration"]["camera_intrinsic"], cam["width"], cam["height"])
+            for i, xyxy in enumerate(boxes):
                 if xyxy is not None:
-                    views.append({"camera": canonical("nuscenes", channel), "xyxy": [_r(v, 2) for v in xyxy]})
+                    views[i].append({"camera": canonical("nuscenes", channel), "xyxy": [_r(v, 2) for v in xyxy]})
+        centers = apply(world_to_ego, np.array([a["translation"] for a in anns], dtype=float))
+        objects = []
+        for ann, center, box_views in zip(anns, centers, views):
+            yaw = matrix_yaw(world_to_ego[:3, :3] @ quat_to_matrix(ann["rotation"]))
             objects.append({
                 "category": ann["category"], "instance_id": f"nuscenes:{ann['instance_token']}",
                 "annotation_id": ann["token"], "attributes": ann["attributes"],
                 "visibility": ann["visibility"], "num_lidar_pts": ann["num_lidar_pts"],
                 "box_3d": {"center": [_r(v) for v in center], "size_wlh": [_r(v) for v in ann["size"]],
                            "yaw": _r(yaw)},
-                "box_2d": views,
+                "box_2d": box_views,
             })
         return objects
 

@@ -43,10 +43,11 @@ def command_from_future(xy: list[list[float]], valid: list[bool]) -> str:
 
 
 def planning_question(location: str, ego: dict, command: str, history: list[list[float]]) -> str:
+    past = (f"Past trajectory over the last 2 s (x forward, y left, metres, every 0.5 s, oldest first): "
+            f"{format_waypoints(history)}." if history else "No past trajectory (the drive starts here).")
     return (f"You are driving in {location}. Ego state: speed {ego['speed_mps']:.2f} m/s, acceleration "
             f"{ego['accel_mps2']:.2f} m/s^2, yaw rate {ego['yaw_rate_rps']:.3f} rad/s. Navigation command: "
-            f"{COMMAND_WORDS[command]}. Past trajectory over the last 2 s (x forward, y left, metres, every 0.5 s, "
-            f"oldest first): {format_waypoints(history)}. Plan the ego vehicle's trajectory for the next 3 s as "
+            f"{COMMAND_WORDS[command]}. {past} Plan the ego vehicle's trajectory for the next 3 s as "
             f"6 waypoints (x, y) every 0.5 s.")
 
 
