@@ -32,7 +32,7 @@ EVAL_SPLITS = ("val", "test")
 TRAIN_SPLIT = "train"
 # Benchmarks the evaluation plan holds out (reference eval.md section 6: BDD-X and DRAMA come from
 # other sources; nuScenes-QA and Talk2Car are nuScenes-based held-out sets).
-DEFAULT_UNSEEN = ("bddx", "drama", "nuscenes_qa", "talk2car")
+DEFAULT_UNSEEN = ("bddx", "bddx_processed", "drama", "nuscenes_qa", "talk2car")
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
 
 

@@ -44,11 +44,23 @@ class JobResult:
     units_run: int = 0
 
 
-def _task(cls: type[Converter], src: str, options: Any, unit: Unit, split_dir: str, shard_bytes: int) -> dict:
+def _task(cls: type[Converter], src: str, options: Any, batch: list[tuple[Unit, str]], shard_bytes: int) -> list[dict]:
+    """Convert a batch of units in one Ray task; each unit still reaches the ledger on its own."""
     converter = cls(Path(src), options)
-    summary = convert_unit(converter, unit, Path(split_dir), shard_bytes)
-    return {"unit": unit.id, "samples": summary["samples"], "quarantined": len(summary["quarantine"]),
-            "bytes": summary["bytes"]}
+    out = []
+    for unit, split_dir in batch:
+        summary = convert_unit(converter, unit, Path(split_dir), shard_bytes)
+        out.append({"unit": unit.id, "samples": summary["samples"], "quarantined": len(summary["quarantine"]),
+                    "bytes": summary["bytes"]})
+    return out
+
+
+def _batches(todo: list[tuple[Unit, Path]], cpus: int) -> list[list[tuple[Unit, str]]]:
+    """Group units so there are about 16 tasks per CPU: thousands of tiny units (BDD-X rows)
+    would otherwise pay Ray's per-task cost each, while big units (scenes) stay one per task."""
+    size = max(1, min(64, len(todo) // (16 * cpus)))
+    items = [(u, str(d)) for u, d in todo]
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _job_id(converter: Converter, units: list[Unit], shard_bytes: int) -> str:
@@ -152,26 +164,29 @@ def _run_units(cfg: JobConfig, converter: Converter, todo: list[tuple[Unit, Path
     try:
         remote = ray.remote(num_cpus=1, max_retries=cfg.max_retries, retry_exceptions=[OSError])(_task)
         # bounded in-flight work: two tasks per CPU of the (local or joined) cluster
-        max_in_flight = 2 * max(1, int(ray.cluster_resources().get("CPU", cfg.workers)))
-        pending, in_flight = deque(todo), {}
+        cpus = max(1, int(ray.cluster_resources().get("CPU", cfg.workers)))
+        pending, in_flight = deque(_batches(todo, cpus)), {}
         progress = _Progress(len(todo), cfg.progress)
         try:
             while pending or in_flight:
-                while pending and len(in_flight) < max_in_flight:
-                    unit, split_dir = pending.popleft()
-                    ref = remote.remote(type(converter), str(cfg.src), converter.options, unit, str(split_dir),
-                                        cfg.shard_bytes)
-                    in_flight[ref] = unit
+                while pending and len(in_flight) < 2 * cpus:
+                    batch = pending.popleft()
+                    ref = remote.remote(type(converter), str(cfg.src), converter.options, batch, cfg.shard_bytes)
+                    in_flight[ref] = batch
                 ready, _ = ray.wait(list(in_flight), num_returns=1)
+                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0) if len(in_flight) > 1 \
+                    else (ready, None)
                 for ref in ready:
                     in_flight.pop(ref)
                     try:
-                        progress.update(ray.get(ref))
+                        summaries = ray.get(ref)
                     except Exception:
                         # let the running units finish and reach the ledger, then fail
                         pending.clear()
                         ray.wait(list(in_flight), num_returns=len(in_flight))
                         raise
+                    for summary in summaries:
+                        progress.update(summary)
         finally:
             progress.close()
     finally:
