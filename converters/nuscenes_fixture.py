@@ -68,7 +68,10 @@ def render_jpeg(rng: np.random.Generator, width: int, height: int, label: str, q
     rows = np.linspace(0, 1, height)[:, None]
     base = np.where(rows < 0.45, 200 - 80 * rows, 90 + 40 * rows)
     img = np.repeat(np.broadcast_to(base, (height, width))[:, :, None], 3, axis=2).astype(np.float32)
-    img += rng.normal(0, 18, size=(height, width, 1)).astype(np.float32)
+    # texture at a quarter resolution: real camera JPEGs are 70-170 KB at 1600x900, not noise-sized
+    coarse = rng.normal(128, 40, size=(max(height // 6, 2), max(width // 6, 2))).clip(0, 255).astype(np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR), dtype=np.float32)
+    img += (smooth[:, :, None] - 128) * 0.5
     img[:, :, 2] += 25 * (rows < 0.45)
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(pil)
@@ -97,10 +100,13 @@ def _ego_path(manoeuvre, n: int, dt: float, x0: float, y0: float, yaw0: float):
 
 def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: tuple[int, int] = (3, 1),
                        keyframes: int = 10, width: int = 320, height: int = 180, quality: int = 85,
-                       objects: int = 6, can_bus: bool = True, seed: int = 0) -> Path:
-    """Write a nuScenes dataroot under `out`; returns `out`."""
+                       objects: int = 6, can_bus: bool = True, seed: int = 0, image_pool: int = 0) -> Path:
+    """Write a nuScenes dataroot under `out`; returns `out`. With `image_pool` > 0 the camera
+    files reuse that many rendered pictures (benchmarks need thousands of large JPEGs fast)."""
     out = Path(out)
     rng = np.random.default_rng(seed)
+    pool = [render_jpeg(rng, width, height, f"pool {i}", quality) for i in range(image_pool)]
+    written = 0
     names = official_scene_names(version)
     wanted = names[0][: scenes_per_split[0]] + names[1][: scenes_per_split[1]]
     t: dict[str, list] = {k: [] for k in ("category", "attribute", "visibility", "instance", "sensor",
@@ -190,6 +196,9 @@ def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: 
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if c == "LIDAR_TOP":
                     target.write_bytes(np.zeros((4, 5), dtype=np.float32).tobytes())
+                elif pool:
+                    target.write_bytes(pool[written % len(pool)])
+                    written += 1
                 else:
                     target.write_bytes(render_jpeg(rng, width, height, f"{scene_name} {c} #{k}", quality))
             for oi, (cat, size, cx, cy, oyaw, speed) in enumerate(obj):

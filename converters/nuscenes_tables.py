@@ -134,6 +134,57 @@ class NuScenesTables:
                 "annotations": anns, "problems": problems}
 
 
+def require_root(value: str, dataset: str) -> Path:
+    """The `--nuscenes-root` of a nuScenes-derived dataset, checked to hold nuScenes tables."""
+    if not value:
+        raise UsageError(f"{dataset} needs --nuscenes-root PATH: the nuScenes dataroot (v1.0-*/ tables, "
+                         f"samples/) its records point into")
+    root = Path(value)
+    try:
+        resolve_versions(root, "auto")
+    except UsageError as exc:  # same message, naming the flag to fix
+        raise UsageError(f"--nuscenes-root: {exc}") from None
+    return root
+
+
+class NuScenesIndex:
+    """Frames by token across every version of one dataroot (trainval and test together),
+    for datasets that name nuScenes samples or sample_data by token."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.tables = [NuScenesTables(self.root, v) for v in resolve_versions(self.root, "auto")]
+
+    def find(self, table: str, token: str) -> tuple[NuScenesTables, dict] | None:
+        """(the version's tables, the row) of a token, or None when no version has it."""
+        for tables in self.tables:
+            row = tables.by_token[table].get(token)
+            if row is not None:
+                return tables, row
+        return None
+
+    def camera_frame(self, sample_token: str) -> dict | None:
+        """A key frame's cameras (file, size, time, calibration, ego pose) without its boxes;
+        `problems` lists broken sample_data links. None when the sample is not in the root."""
+        found = self.find("sample", sample_token)
+        if found is None:
+            return None
+        tables, sample = found
+        frame = tables.keyframe(sample)
+        return {"token": sample["token"], "timestamp": sample["timestamp"], "scene_token": sample["scene_token"],
+                "sensors": {c: frame["sensors"][c] for c in NUSCENES_ORDER if c in frame["sensors"]},
+                "problems": [p for p in frame["problems"] if p.startswith("sample_data")]}
+
+    def scene_info(self, scene_token: str) -> dict:
+        """Token, name, description and location (empty when the log is missing) of a scene."""
+        tables, scene = self.find("scene", scene_token) or (None, None)
+        if scene is None:
+            raise KeyError(f"scene token {scene_token!r} not found")
+        log = tables.by_token["log"].get(scene["log_token"], {})
+        return {"token": scene["token"], "name": scene["name"], "description": scene["description"],
+                "location": log.get("location", "")}
+
+
 _SPLIT_NAMES = {"v1.0-mini": {"mini_train": "train", "mini_val": "val"},
                 "v1.0-trainval": {"train": "train", "val": "val"}, "v1.0-test": {"test": "test"}}
 

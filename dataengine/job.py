@@ -64,9 +64,12 @@ def _batches(todo: list[tuple[Unit, Path]], cpus: int) -> list[list[tuple[Unit, 
 
 
 def _job_id(converter: Converter, units: list[Unit], shard_bytes: int) -> str:
-    blob = json.dumps([converter.name, converter.version, SCHEMA_VERSION, options_dict(converter.options),
-                       shard_bytes, [(u.id, u.split, u.payload) for u in units]], sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()
+    """Hash of everything the output depends on: converter, options, every unit's metadata."""
+    digest = hashlib.sha1(json.dumps([converter.name, converter.version, SCHEMA_VERSION,
+                                      options_dict(converter.options), shard_bytes], sort_keys=True).encode())
+    for u in units:  # one unit at a time: no corpus-sized JSON string in memory
+        digest.update(json.dumps([u.id, u.split, u.payload], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 def _created_by(cfg: JobConfig, converter: Converter) -> str:

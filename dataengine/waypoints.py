@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-_PAIR = re.compile(r"\(\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\)")
+# an explicit "+" is accepted: OmniDrive prints its points signed, "(+3.50, -0.13)"
+_PAIR = re.compile(r"\(\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*\)")
 
 
 def format_waypoints(xy) -> str:
