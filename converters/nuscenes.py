@@ -164,7 +164,9 @@ class NuScenesConverter(Converter):
         if not anns:
             return []
         world_to_ego = invert(ego_to_global)
-        corners = np.stack([box_corners(a["translation"], a["size"], a["rotation"]) for a in anns])  # (N, 8, 3)
+        rotations = np.array([a["rotation"] for a in anns], dtype=float)
+        corners = box_corners(np.array([a["translation"] for a in anns], dtype=float),
+                              np.array([a["size"] for a in anns], dtype=float), rotations)  # (N, 8, 3)
         views: list[list[dict]] = [[] for _ in anns]
         for channel in NUSCENES_ORDER:  # all boxes of a camera in one batch
             cam = frame["sensors"][channel]
@@ -176,18 +178,15 @@ class NuScenesConverter(Converter):
                 if xyxy is not None:
                     views[i].append({"camera": canonical("nuscenes", channel), "xyxy": [_r(v, 2) for v in xyxy]})
         centers = apply(world_to_ego, np.array([a["translation"] for a in anns], dtype=float))
-        objects = []
-        for ann, center, box_views in zip(anns, centers, views):
-            yaw = matrix_yaw(world_to_ego[:3, :3] @ quat_to_matrix(ann["rotation"]))
-            objects.append({
-                "category": ann["category"], "instance_id": f"nuscenes:{ann['instance_token']}",
-                "annotation_id": ann["token"], "attributes": ann["attributes"],
-                "visibility": ann["visibility"], "num_lidar_pts": ann["num_lidar_pts"],
-                "box_3d": {"center": [_r(v) for v in center], "size_wlh": [_r(v) for v in ann["size"]],
-                           "yaw": _r(yaw)},
-                "box_2d": box_views,
-            })
-        return objects
+        in_ego = world_to_ego[:3, :3] @ quat_to_matrix(rotations)
+        yaws = np.arctan2(in_ego[:, 1, 0], in_ego[:, 0, 0])
+        return [{
+            "category": ann["category"], "instance_id": f"nuscenes:{ann['instance_token']}",
+            "annotation_id": ann["token"], "attributes": ann["attributes"],
+            "visibility": ann["visibility"], "num_lidar_pts": ann["num_lidar_pts"],
+            "box_3d": {"center": [_r(v) for v in center], "size_wlh": [_r(v) for v in ann["size"]], "yaw": _r(yaw)},
+            "box_2d": box_views,
+        } for ann, center, yaw, box_views in zip(anns, centers, yaws, views)]
 
     def _sample(self, unit: Unit, frames, lidar_poses, times, can, k: int, media: list[dict]) -> dict:
         frame = frames[k]

@@ -11,14 +11,20 @@ import numpy as np
 
 
 def quat_to_matrix(q) -> np.ndarray:
-    w, x, y, z = (float(v) for v in q)
-    n = math.sqrt(w * w + x * x + y * y + z * z)
-    w, x, y, z = w / n, x / n, y / n, z / n
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    """Rotation matrix of a (w, x, y, z) quaternion: (4,) -> (3, 3), or (N, 4) -> (N, 3, 3)."""
+    q = np.asarray(q, dtype=float)
+    if q.ndim == 1:  # the common single-pose case, without array-op overhead
+        w, x, y, z = (float(v) for v in q / math.sqrt(float(q @ q)))
+        return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    w, x, y, z = np.moveaxis(q / np.linalg.norm(q, axis=-1, keepdims=True), -1, 0)
+    m = np.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+    ], axis=-1)
+    return m.reshape(q.shape[:-1] + (3, 3))
 
 
 def yaw_to_quat(yaw: float) -> list[float]:
@@ -49,13 +55,17 @@ def apply(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ m[:3, :3].T + m[:3, 3]
 
 
+_UNIT_CORNERS = np.array([[1, 1, 1], [1, -1, 1], [1, -1, -1], [1, 1, -1],
+                          [-1, 1, 1], [-1, -1, 1], [-1, -1, -1], [-1, 1, -1]], dtype=float) / 2
+
+
 def box_corners(center, size_wlh, rotation) -> np.ndarray:
-    """The 8 corners (8, 3) of a box: size is (width, length, height), length along x."""
-    w, l, h = size_wlh
-    x = l / 2 * np.array([1, 1, 1, 1, -1, -1, -1, -1])
-    y = w / 2 * np.array([1, -1, -1, 1, 1, -1, -1, 1])
-    z = h / 2 * np.array([1, 1, -1, -1, 1, 1, -1, -1])
-    return np.stack([x, y, z], axis=1) @ quat_to_matrix(rotation).T + np.asarray(center, dtype=float)
+    """The 8 corners of a box, (8, 3), or of N boxes, (N, 8, 3), in the devkit's corner order:
+    size is (width, length, height), length along the box's x axis."""
+    size = np.asarray(size_wlh, dtype=float)
+    local = _UNIT_CORNERS * size[..., None, [1, 0, 2]]  # x by length, y by width, z by height
+    rot = quat_to_matrix(rotation)
+    return local @ np.swapaxes(rot, -1, -2) + np.asarray(center, dtype=float)[..., None, :]
 
 
 def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
