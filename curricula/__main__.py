@@ -1,0 +1,64 @@
+"""The `curricula` command line: `curricula plan FILE --shards DIR [--json]`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dataengine.errors import DataEngineError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad argument is one clear line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from curricula.plan import format_text, plan_curriculum, to_json
+    from curricula.sampler import PLAN_CACHE
+    from curricula.spec import load_curriculum
+
+    curriculum = load_curriculum(args.file)
+    root = Path(args.shards)
+    if not root.is_dir():
+        raise UsageError(f"--shards {root}: not a directory")
+    cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else root / PLAN_CACHE
+    stages = plan_curriculum(curriculum, root, cache)
+    if args.json:
+        print(json.dumps(to_json(curriculum, root, stages), indent=2, sort_keys=True))
+    else:
+        print(format_text(curriculum, root, stages), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="curricula", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("plan", help="print what each stage draws from the shards, with warnings")
+    p.add_argument("file", help="curriculum YAML, or a preset name (demo, robotron_drive, opendrivevla)")
+    p.add_argument("--shards", required=True, help="shard root holding <dataset>/<split>/manifest.parquet")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--cache-dir", default=None, help="where stage plans are cached (default: SHARDS/_plans)")
+    p.add_argument("--no-cache", action="store_true", help="build the plans without reading or writing the cache")
+    p.set_defaults(fn=_cmd_plan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UsageError as exc:
+        print(f"curricula: error: {exc}", file=sys.stderr)
+        return 2
+    except DataEngineError as exc:
+        print(f"curricula: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
