@@ -7,7 +7,7 @@ DEMO    ?= demo-out
 REAL    ?= $(if $(DATAENGINE_REAL_SAMPLES),$(DATAENGINE_REAL_SAMPLES),$(wildcard ../shared/realdata))
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 
-.PHONY: setup test demo shards bench clean
+.PHONY: setup test demo shards train eval bench clean
 
 setup: .venv/.installed
 
@@ -34,8 +34,34 @@ shards: setup
 	$(PY) -m dataengine convert nuscenes --src $(NUSCENES) --out $(SHARDS) --workers $(WORKERS)
 	$(PY) -m dataengine validate $(SHARDS)
 
+# Fine-tune through a curriculum (re-running the same command resumes):
+#   make train                             the tiny model through curricula/demo.yaml on the demo fixtures
+#   make train CURRICULUM=robotron_drive MODEL=/models/llava-ov SHARDS=shards RUN=runs/x NPROC=8 DS=zero3.json
+CURRICULUM ?= demo
+DS         ?= zero2.json
+NPROC      ?= 1
+TRAIN_SHARDS = $(if $(filter command line environment,$(origin SHARDS)),$(SHARDS),$(DEMO)/shards)
+train: setup
+	$(if $(filter 1,$(NPROC)),$(PY) -m train,$(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC) -m train) \
+	    --curriculum $(CURRICULUM) --model $(MODEL) --shards $(TRAIN_SHARDS) --out $(or $(RUN),runs/$(CURRICULUM)) \
+	    --deepspeed-config $(DS)
+
+# Evaluate on seen and unseen benchmarks, write predictions, scores and the report:
+#   make eval                              the random tiny model on the demo fixtures (a quick check)
+#   make eval RUN=runs/x EVAL_SHARDS=shards EVAL_ARGS=   a run, zero-shot base vs fine-tuned, in full
+# EVAL_ARGS defaults to a short CPU check (4 samples per benchmark, 16 new tokens); empty it for real runs.
+EVAL_SHARDS ?= $(DEMO)/shards
+EVAL_OUT    ?= eval-out
+MODEL       ?= tiny
+BENCHMARKS  ?= seen unseen
+EVAL_ARGS   ?= --limit 4 --max-new-tokens 16
+eval: setup
+	$(PY) -m eval $(if $(RUN),--run $(RUN) --compare,--model $(MODEL)) --benchmarks $(BENCHMARKS) \
+	    --shards $(EVAL_SHARDS) --out $(EVAL_OUT) $(EVAL_ARGS)
+
 bench: setup
 	$(PY) benchmarks/convert.py --write-docs docs/performance.md
+	$(PY) benchmarks/loader.py --write-docs docs/performance.md
 
 clean:
-	rm -rf $(DEMO) .pytest_cache
+	rm -rf $(DEMO) $(EVAL_OUT) .pytest_cache

@@ -239,6 +239,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per loader; the best is kept")
     parser.add_argument("--work", default=None, help="keep the generated data here (default: a temp dir)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--write-docs", default=None, help="rewrite the loader section of docs/performance.md")
     args = parser.parse_args()
     # One intra-op thread, as in every DataLoader worker: with workers=0 the loader then uses one
     # core, like the baseline (torch's thread pool thrashes on a shared 2-core machine otherwise).
@@ -252,6 +253,15 @@ def main() -> int:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     print(report(result))
+    if args.write_docs:
+        import platform
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from benchmarks_docs import rewrite_section
+
+        machine = f"{platform.machine()}, {torch.get_num_threads()} torch thread, Python {platform.python_version()}"
+        rewrite_section(Path(args.write_docs), "loader", [f"Machine: {machine}.", "", "```", report(result), "```"])
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return 0
