@@ -1,7 +1,10 @@
-"""Checks run by `make setup`: the pinned CPU torch was not replaced, the pins hold."""
+"""Checks run by `make setup`: the pinned CPU torch was not replaced, the pins hold; and
+warnings for what only some features need (Java for the text metrics of `python -m eval`)."""
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import sys
 
 
@@ -21,10 +24,26 @@ def problems() -> list[str]:
     return found
 
 
+def warnings() -> list[str]:
+    """Missing optional tools: reported, but setup still succeeds."""
+    java = shutil.which("java")
+    if java is None:
+        return ["java not found: the evaluation's text metrics (pycocoevalcap's PTB tokenizer and METEOR) need "
+                "Java 17 (Debian: apt-get install default-jre-headless); without it they are reported as not computed"]
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    m = re.search(r'version "(\d+)', out)
+    if not m or int(m.group(1)) < 11:
+        return [f"java at {java} is not Java 11+ ({out.splitlines()[0] if out else 'no version'}); "
+                "pycocoevalcap is tested with Java 17"]
+    return []
+
+
 def main() -> int:
     found = problems()
     for line in found:
         print(f"envcheck: {line}", file=sys.stderr)
+    for line in warnings():
+        print(f"envcheck: warning: {line}", file=sys.stderr)
     if not found:
         import torch
 

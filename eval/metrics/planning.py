@@ -1,0 +1,159 @@
+"""Open-loop planning: L2 and collision at 1, 2 and 3 s under the UniAD and the ST-P3 protocols.
+
+Both read 6 waypoints every 0.5 s (eval.md section 1.11). Per step k the L2 error is the
+distance between predicted and ground-truth waypoint; per protocol, at horizon t seconds:
+- UniAD (OpenDriveLab/UniAD planning_metrics.py): the value **at** step 2t;
+- ST-P3 (OpenDriveLab/ST-P3 stp3/metrics.py, as VAD and OpenDriveVLA print it): the **mean**
+  of the per-step values over steps 1..2t.
+"avg" is the mean of the 1/2/3 s values. Collision (a percentage) uses UniAD's ego box
+(4.084 m x 1.85 m, axis-aligned, centred 0.5 m ahead of the waypoint): a step collides
+when the box overlaps an object's footprint, and a step where the ground-truth trajectory
+itself collides counts as no collision (it stays in the denominator, as in UniAD). UniAD
+counts vehicles only; ST-P3 vehicles and pedestrians.
+
+Approximations (docs/evaluation.md): the official scripts rasterise future ground-truth
+occupancy on a 0.5 m grid; here the obstacles are the sample's own `objects` (3D boxes of
+the key frame, in the ego frame) held where they are for the 3 s (a static world), and
+overlap is tested exactly on the rectangles (separating axes), not on a grid. Samples
+whose ground-truth future is incomplete are left out and counted (UniAD keeps them with
+masked steps). A prediction without 6 parsable waypoints is a failure: counted and
+reported as `parse_failure_rate`, never dropped silently; L2 and collision are over the
+parsed predictions.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dataengine.waypoints import parse_waypoints
+from eval.metrics import missing, scorer, value
+from eval.prompting import extract_answer
+
+STEPS = 6
+HORIZONS = (1, 2, 3)
+EGO_LENGTH, EGO_WIDTH, EGO_OFFSET = 4.084, 1.85, 0.5
+PROTOCOLS = {
+    "uniad": {"label": "UniAD (value at t; collision with vehicles)", "classes": ("vehicle.",)},
+    "stp3": {"label": "ST-P3 (mean over steps up to t; collision with vehicles and pedestrians)",
+             "classes": ("vehicle.", "human.pedestrian.")},
+}
+
+
+def to_ego(xy: np.ndarray, frame: str) -> np.ndarray:
+    """Points in the ego frame (x forward, y left) from the trajectory's frame."""
+    if frame == "lidar_xright_yfwd":
+        return np.stack([xy[:, 1], -xy[:, 0]], axis=1)
+    return xy
+
+
+def ego_corners(x: float, y: float) -> np.ndarray:
+    hx, hy = EGO_LENGTH / 2, EGO_WIDTH / 2
+    return np.array([[x - hx + EGO_OFFSET, y - hy], [x + hx + EGO_OFFSET, y - hy],
+                     [x + hx + EGO_OFFSET, y + hy], [x - hx + EGO_OFFSET, y + hy]])
+
+
+def box_corners(box: dict) -> np.ndarray:
+    """BEV footprint of a 3D box {center, size_wlh, yaw}: length along the heading."""
+    (cx, cy), (w, l), yaw = box["center"][:2], box["size_wlh"][:2], box["yaw"]
+    c, s = math.cos(yaw), math.sin(yaw)
+    local = np.array([[l / 2, w / 2], [-l / 2, w / 2], [-l / 2, -w / 2], [l / 2, -w / 2]])
+    return local @ np.array([[c, s], [-s, c]]) + np.array([cx, cy])
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Convex polygons overlap unless some edge normal separates them."""
+    for poly in (a, b):
+        for i in range(len(poly)):
+            edge = poly[(i + 1) % len(poly)] - poly[i]
+            axis = np.array([-edge[1], edge[0]])
+            pa, pb = a @ axis, b @ axis
+            if pa.max() < pb.min() or pb.max() < pa.min():
+                return False
+    return True
+
+
+def collisions(traj: np.ndarray, obstacles: list[np.ndarray]) -> np.ndarray:
+    """Per step: does the ego box at that waypoint overlap any obstacle footprint."""
+    return np.array([any(overlap(ego_corners(x, y), o) for o in obstacles) for x, y in traj], dtype=bool)
+
+
+def obstacles(objects: list[dict], classes: tuple[str, ...]) -> list[np.ndarray]:
+    return [box_corners(o["box_3d"]) for o in objects or []
+            if "box_3d" in o and str(o.get("category", "")).startswith(classes)]
+
+
+def horizon_value(per_step: np.ndarray, t: int, protocol: str) -> float:
+    """per_step: (samples, 6). UniAD: mean over samples at step 2t; ST-P3: mean over steps 1..2t."""
+    if protocol == "uniad":
+        return float(per_step[:, 2 * t - 1].mean())
+    return float(per_step[:, :2 * t].mean())
+
+
+def parse_plan(row: dict) -> np.ndarray | None:
+    """The first 6 waypoints of the (last) answer, or None when there are fewer."""
+    last = row["prediction"][-1] if row["prediction"] else ""
+    text = extract_answer(last, row.get("prompt", {}).get("answer_marker", ""))
+    points = parse_waypoints(text)
+    return np.array(points[:STEPS], dtype=float) if len(points) >= STEPS else None
+
+
+def _gt(row: dict) -> tuple[np.ndarray, str] | None:
+    traj = row["sample"].get("trajectory")
+    if not traj or len(traj["xy"]) < STEPS or not all(traj["valid"][:STEPS]):
+        return None
+    return np.array(traj["xy"][:STEPS], dtype=float), traj.get("frame", "ego_xfwd_yleft")
+
+
+@scorer("planning")
+def score_planning(rows: list[dict], ctx) -> dict:
+    rows = [r for r in rows if r["task"].startswith("planning")]
+    preds, gts, objs = [], [], []
+    failures = excluded = 0
+    for row in rows:
+        gt = _gt(row)
+        if gt is None:
+            excluded += 1
+            continue
+        pred = parse_plan(row)
+        if pred is None:
+            failures += 1
+            continue
+        preds.append(to_ego(pred, gt[1]))
+        gts.append(to_ego(gt[0], gt[1]))
+        objs.append(row["sample"].get("objects"))
+    scored = failures + len(preds)
+    rate = value(100.0 * failures / scored, scored, unit="%") if scored else missing("no samples")
+    out = {"parse_failures": value(failures, scored, unit="samples"), "parse_failure_rate": rate,
+           "excluded_incomplete_gt": value(excluded, len(rows), unit="samples")}
+    if not preds:
+        return {**out, **{f"{m}.{p}": missing("no parsable prediction", scored) for p in PROTOCOLS
+                          for m in [f"l2_{t}s" for t in HORIZONS] + ["l2_avg"]}}
+    errors = np.linalg.norm(np.stack(preds) - np.stack(gts), axis=2)
+    for protocol, spec in PROTOCOLS.items():
+        out.update(_protocol_entries(protocol, spec, errors, preds, gts, objs, failures))
+    return out
+
+
+def _protocol_entries(protocol, spec, errors, preds, gts, objs, failures) -> dict:
+    n = len(preds)
+    note = f"{spec['label']}; {failures} unparsable predictions excluded (see parse_failure_rate)"
+    out = {}
+    l2 = [horizon_value(errors, t, protocol) for t in HORIZONS]
+    for t, v in zip(HORIZONS, l2):
+        out[f"l2_{t}s.{protocol}"] = value(v, n, unit="m", note=note)
+    out[f"l2_avg.{protocol}"] = value(sum(l2) / 3, n, unit="m", note=note)
+    if not any(o for o in objs):
+        for key in [f"collision_{t}s" for t in HORIZONS] + ["collision_avg"]:
+            out[f"{key}.{protocol}"] = missing("the samples carry no 3D object boxes", n)
+        return out
+    col = np.zeros((n, STEPS))
+    for i, (p, g, o) in enumerate(zip(preds, gts, objs)):
+        obs = obstacles(o, spec["classes"])
+        col[i] = collisions(p, obs) & ~collisions(g, obs)
+    rates = [100.0 * horizon_value(col, t, protocol) for t in HORIZONS]
+    cnote = note + "; static key-frame boxes, exact rectangle overlap (approximation, docs/evaluation.md)"
+    for t, v in zip(HORIZONS, rates):
+        out[f"collision_{t}s.{protocol}"] = value(v, n, unit="%", note=cnote)
+    out[f"collision_avg.{protocol}"] = value(sum(rates) / 3, n, unit="%", note=cnote)
+    return out
