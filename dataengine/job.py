@@ -109,21 +109,30 @@ def _init_ray(cfg: JobConfig) -> bool:
 
 
 class _Progress:
-    """Units done, samples written, samples/s and ETA, on stderr."""
+    """Units done, samples written, samples/s and ETA on stderr: a live bar on a terminal,
+    a plain line every 10% of the units in a log (CI, `ray job submit`)."""
 
     def __init__(self, total: int, enabled: bool):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, unit="unit", disable=not enabled or total == 0, file=sys.stderr,
+        self.total, self.done, self.samples = total, 0, 0
+        self.live = enabled and sys.stderr.isatty()
+        self.logged = enabled and not self.live
+        self.bar = tqdm(total=total, unit="unit", disable=not self.live or total == 0, file=sys.stderr,
                         dynamic_ncols=True)
-        self.samples = 0
         self.start = time.perf_counter()
 
     def update(self, summary: dict) -> None:
+        self.done += 1
         self.samples += summary["samples"]
-        rate = self.samples / max(time.perf_counter() - self.start, 1e-9)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rate = self.samples / elapsed
         self.bar.set_postfix_str(f"{self.samples} samples, {rate:.1f} samples/s")
         self.bar.update(1)
+        if self.logged and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
+            eta = elapsed / self.done * (self.total - self.done)
+            print(f"convert: {self.done}/{self.total} units, {self.samples} samples, {rate:.1f} samples/s, "
+                  f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.bar.close()
