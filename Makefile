@@ -4,7 +4,6 @@ PIP     := .venv/bin/pip -q --disable-pip-version-check
 SHARDS  ?= shards
 WORKERS ?= 2
 DEMO    ?= demo-out
-REAL    ?= $(if $(DATAENGINE_REAL_SAMPLES),$(DATAENGINE_REAL_SAMPLES),$(wildcard ../shared/realdata))
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 
 .PHONY: setup test demo shards train eval bench clean
@@ -20,13 +19,16 @@ setup: .venv/.installed
 	# Official Waymo protos: the wheel's own requirements pin TensorFlow; the protos need only protobuf.
 	$(PIP) install --no-deps waymo-open-dataset-tf-2-12-0==1.6.7
 	$(PY) -m dataengine.envcheck
+	# DeepSpeed compiles a small shared-memory op on first use (~1 min): do it once, here
+	$(PY) -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
 	touch $@
 
 test: setup
 	$(PY) -m pytest -q tests
 
+# the whole pipeline on generated data: reports/demo/index.html
 demo: setup
-	$(PY) -m dataengine.demo --out $(DEMO) --workers $(WORKERS)
+	$(PY) -m dataengine.demo --out $(DEMO) --report reports/demo --workers $(WORKERS)
 
 # Convert a real nuScenes root: make shards NUSCENES=/data/nuscenes [SHARDS=shards] [WORKERS=8]
 shards: setup
