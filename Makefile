@@ -64,6 +64,7 @@ eval: setup
 bench: setup
 	$(PY) benchmarks/convert.py --write-docs docs/performance.md
 	$(PY) benchmarks/loader.py --write-docs docs/performance.md
+	$(PY) benchmarks/train_step.py --write-docs docs/performance.md
 
 clean:
-	rm -rf $(DEMO) $(EVAL_OUT) .pytest_cache
+	rm -rf $(DEMO) $(EVAL_OUT) reports bench-out .pytest_cache
