@@ -24,7 +24,7 @@ def _datasets(shards: Path, report: Path) -> str:
         name = card.parent.name
         shutil.copy(card, report / "cards" / f"{name}.png")
         shutil.copy(card.parent / "CARD.md", report / "cards" / f"{name}.md")
-        cards.append(f'<figure><a href="cards/{name}.md"><img src="cards/{name}.png" width="420"></a>'
+        cards.append(f'<figure><a href="cards/{name}.md"><img src="cards/{name}.png" width="310"></a>'
                      f"<figcaption>{name}</figcaption></figure>")
     return ("<table><tr><th>dataset</th><th>split</th><th>records in</th><th>samples</th><th>quarantined</th>"
             "<th>shards</th></tr>" + "".join(rows) + "</table><div class=grid>" + "".join(cards) + "</div>")
@@ -120,6 +120,7 @@ def write_report(demo: Path, report: Path) -> Path:
             "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
             "td:first-child,td:nth-child(2){text-align:left}.grid{display:flex;flex-wrap:wrap;gap:8px}"
+            "figure{margin:4px}figcaption{text-align:center;font-size:13px}"
             "pre{background:#f4f4f4;padding:8px;overflow-x:auto;font-size:12px}.note{color:#666}"
             f"</style></head><body><h1>Driving data engine: demo report</h1>{body}</body></html>")
     index = report / "index.html"
