@@ -137,7 +137,7 @@ def _pt(xy) -> str:
 def _omnidrive_files(scene: dict, frames: list[dict], k: int) -> dict:
     """The four per-token files of key frame k (conv only on even frames, planning only with a
     complete 3 s future)."""
-    frame, counts = frames[k], _counts(frames[k])
+    counts = _counts(frames[k])
     fut_xy, fut_valid = _future(frames, k)
     action = ACTIONS[command_from_future(fut_xy, fut_valid)]
     objects = ", ".join(f"{n} {w}{'s' if n > 1 else ''}" for w, n in sorted(counts.items())) or "no objects"

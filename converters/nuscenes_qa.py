@@ -15,7 +15,6 @@ quarantined). Malformed questions and answers outside the vocabulary are quarant
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Iterator
 
 from converters.nuscenes_media import keyframe_media
 from converters.nuscenes_tables import NuScenesIndex, require_root
-from converters.nuscenes_units import is_unresolved, quarantine_unresolved, scene_units
+from converters.nuscenes_units import is_unresolved, quarantine_unresolved, read_split_lists, scene_units
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
 
@@ -84,23 +83,12 @@ class NuScenesQAConverter(Converter):
             raise UsageError(f"{self.src} is not a nuScenes-QA root: "
                              f"no questions/NuScenes_{{train,val}}_questions.json")
         require_root(self.options.nuscenes_root, self.name)
-        for split, questions in self._questions.items():  # parsed once here, reused by units()
-            if not questions:
-                raise UsageError(f"{question_files(self.src)[split]} has an empty 'questions' list")
+        _ = self._questions  # parsed once, here: a bad file is a usage error before anything runs
 
     @cached_property
     def _questions(self) -> dict[str, list]:
         """split -> the file's `questions` list (read once, in the driver)."""
-        out = {}
-        for split, path in question_files(self.src).items():
-            try:
-                data = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise UsageError(f"{path} is not valid JSON ({exc})") from None
-            if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
-                raise UsageError(f"{path} is not a nuScenes-QA question file (no 'questions' list)")
-            out[split] = data["questions"]
-        return out
+        return read_split_lists(question_files(self.src), "questions", "nuScenes-QA question")
 
     def units(self) -> list[Unit]:
         index = NuScenesIndex(Path(self.options.nuscenes_root))

@@ -10,14 +10,34 @@ reason, so records in = written + quarantined holds even for a partial nuScenes 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from pathlib import Path
 from typing import Iterator
 
 from converters.nuscenes_tables import NuScenesIndex
 from dataengine.converter import Quarantined, Unit
+from dataengine.errors import UsageError
 
 UNRESOLVED = "sample token not in nuScenes root"
 _KEY_PART = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+def read_split_lists(files: dict[str, Path], key: str, what: str) -> dict[str, list]:
+    """split -> the `key` list of that split's JSON file (nuScenes-QA `questions`, Talk2Car
+    `commands`); a file that is not JSON, lacks the list or holds an empty one is a UsageError."""
+    out = {}
+    for split, path in files.items():
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise UsageError(f"{path} is not a {what} file (no '{key}' list)")
+        if not data[key]:
+            raise UsageError(f"{path} has an empty '{key}' list")
+        out[split] = data[key]
+    return out
 
 
 def key_part(source_id) -> str:

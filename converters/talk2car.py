@@ -26,7 +26,6 @@ nuScenes scene per split.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -37,7 +36,7 @@ import numpy as np
 
 from converters.nuscenes_media import camera_media
 from converters.nuscenes_tables import NuScenesIndex, require_root
-from converters.nuscenes_units import is_unresolved, key_part, quarantine_unresolved, scene_units
+from converters.nuscenes_units import is_unresolved, key_part, quarantine_unresolved, read_split_lists, scene_units
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
 from dataengine.geometry import apply, box_2d_in_image, box_corners, matrix_yaw, pose_matrix, quat_to_matrix
@@ -120,22 +119,11 @@ class Talk2CarConverter(Converter):
         if not command_files(self.src):
             raise UsageError(f"{self.src} is not a Talk2Car root: no commands/{{train,val,test}}_commands.json")
         require_root(self.options.nuscenes_root, self.name)
-        for split, commands in self._commands.items():  # parsed once here, reused by units()
-            if not commands:
-                raise UsageError(f"{command_files(self.src)[split]} has an empty 'commands' list")
+        _ = self._commands  # parsed once, here: a bad file is a usage error before anything runs
 
     @cached_property
     def _commands(self) -> dict[str, list]:
-        out = {}
-        for split, path in command_files(self.src).items():
-            try:
-                data = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise UsageError(f"{path} is not valid JSON ({exc})") from None
-            if not isinstance(data, dict) or not isinstance(data.get("commands"), list):
-                raise UsageError(f"{path} is not a Talk2Car commands file (no 'commands' list)")
-            out[split] = data["commands"]
-        return out
+        return read_split_lists(command_files(self.src), "commands", "Talk2Car commands")
 
     def units(self) -> list[Unit]:
         index = NuScenesIndex(Path(self.options.nuscenes_root))

@@ -51,7 +51,7 @@ def markdown(result: AuditResult) -> str:
                   "with any training split.", ""]
     lines += [f"Unseen benchmarks: {', '.join(unseen) or 'none declared'}"
               f" (with an evaluation split here: {', '.join(u for u in unseen if u in present) or 'none'}).",
-              f"Training datasets: " + (", ".join(f"{t['dataset']} ({t['samples']} samples)"
+              "Training datasets: " + (", ".join(f"{t['dataset']} ({t['samples']} samples)"
                                                   for t in result.train_datasets) or "none") + ".", ""]
     if leaks:
         lines += ["## Unseen benchmarks that overlap training data", "", *_leak_table(leaks)]

@@ -9,7 +9,6 @@ token distributions (dataengine/tokens.py); quarantined records by reason. The i
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path

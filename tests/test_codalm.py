@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from converters.codalm import (ANNOTATIONS, GENERAL_QUESTION, SUGGESTION_QUESTION, CodaLMConverter, region_box,
+from converters.codalm import (ANNOTATIONS, GENERAL_QUESTION, CodaLMConverter, region_box,
                                region_question)
 from dataengine.cli import main as cli
 from dataengine.errors import UsageError

@@ -1,5 +1,4 @@
 """nuScenes converter on generated dataroots, checked against nuscenes-devkit's own transforms."""
-import json
 import math
 import subprocess
 import sys

@@ -4,7 +4,6 @@ import hashlib
 import json
 
 import numpy as np
-import pytest
 from pyquaternion import Quaternion
 
 from conftest import convert
