@@ -63,6 +63,7 @@ eval: setup
 
 bench: setup
 	$(PY) benchmarks/convert.py --write-docs docs/performance.md
+	$(PY) benchmarks/convert_hotspots.py --write-docs docs/performance.md
 	$(PY) benchmarks/loader.py --write-docs docs/performance.md
 	$(PY) benchmarks/train_step.py --write-docs docs/performance.md
 
