@@ -49,12 +49,20 @@ def resolve_versions(root: Path, version: str) -> list[str]:
 
 
 class NuScenesTables:
-    """Token-indexed tables of one nuScenes version."""
+    """Token-indexed tables of one nuScenes version (key-frame sample_data and their poses)."""
 
     def __init__(self, root: Path, version: str):
         self.root = Path(root)
         self.version = version
-        self.t = {name: self._load(name) for name in TABLES}
+        # Sweeps are ~90% of sample_data and of ego_pose (2.6M rows each in trainval) and no
+        # converter reads them: keep key frames and the poses they point to, loading
+        # sample_data first so the full ego_pose list is never held beside it.
+        self.t = {"sample_data": [sd for sd in self._load("sample_data") if sd.get("is_key_frame")]}
+        poses = {sd["ego_pose_token"] for sd in self.t["sample_data"]}
+        self.t["ego_pose"] = [p for p in self._load("ego_pose") if p["token"] in poses]
+        for name in TABLES:
+            if name not in self.t:
+                self.t[name] = self._load(name)
         self.by_token = {name: {r["token"]: r for r in rows} for name, rows in self.t.items()}
         self._key_sd: dict[str, list[dict]] = {}
         for sd in self.t["sample_data"]:

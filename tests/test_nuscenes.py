@@ -187,3 +187,23 @@ def test_bad_root_is_one_line_exit_2_nothing_written(tmp_path, make_src, message
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
     assert not out.exists()
+
+
+def test_sweeps_are_not_held_and_do_not_change_the_output(tmp_path, nuscenes_root):
+    """A sweep (non-key-frame) sample_data row and its pose are dropped at load time."""
+    import shutil
+
+    from converters.nuscenes_tables import NuScenesTables
+
+    root = tmp_path / "root"
+    shutil.copytree(nuscenes_root, root, symlinks=True)
+    t = load_tables(root)
+    key = t["sample_data"][0]
+    t["sample_data"].append({**key, "token": "s" * 32, "is_key_frame": False, "ego_pose_token": "p" * 32})
+    t["ego_pose"].append({**t["ego_pose"][0], "token": "p" * 32})
+    save_tables(root, t)
+    tables = NuScenesTables(root, "v1.0-mini")
+    assert "s" * 32 not in tables.by_token["sample_data"] and "p" * 32 not in tables.by_token["ego_pose"]
+    assert len(tables.t["sample_data"]) == len(t["sample_data"]) - 1
+    sample = next(s for s in tables.t["sample"] if s["token"] == key["sample_token"])
+    assert tables.keyframe(sample)["problems"] == []
