@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dataengine.geometry import yaw_to_quat
+from dataengine.geometry import apply, box_2d_in_image, box_corners, invert, pose_matrix, yaw_to_quat
 from converters.nuscenes_tables import official_scene_names
 
 CATEGORIES = (
@@ -63,8 +63,15 @@ def camera_rotation(yaw_deg: float) -> list[float]:
     return [0.0, x, (m[0, 1] + m[1, 0]) / (4 * x), (m[0, 2] + m[2, 0]) / (4 * x)]
 
 
-def render_jpeg(rng: np.random.Generator, width: int, height: int, label: str, quality: int) -> bytes:
-    """A camera-like picture: sky/road gradient, texture noise and the camera's name."""
+COLORS = {"vehicle.car": (190, 40, 40), "human.pedestrian.adult": (40, 170, 60), "vehicle.truck": (150, 60, 160),
+          "movable_object.trafficcone": (255, 140, 0), "vehicle.bicycle": (40, 60, 200)}
+
+
+def render_jpeg(rng: np.random.Generator, width: int, height: int, label: str, quality: int,
+                objects: list[tuple[list[float], tuple[int, int, int]]] = ()) -> bytes:
+    """A camera-like picture: sky/road gradient, texture noise, the camera's name, and each
+    annotated object as a block where its box projects (drawn far to near), so a contact
+    sheet shows whether boxes land on their objects."""
     rows = np.linspace(0, 1, height)[:, None]
     base = np.where(rows < 0.45, 200 - 80 * rows, 90 + 40 * rows)
     img = np.repeat(np.broadcast_to(base, (height, width))[:, :, None], 3, axis=2).astype(np.float32)
@@ -75,11 +82,37 @@ def render_jpeg(rng: np.random.Generator, width: int, height: int, label: str, q
     img[:, :, 2] += 25 * (rows < 0.45)
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(pil)
+    for xyxy, color in objects:
+        draw.rectangle(xyxy, fill=color, outline=(0, 0, 0))
     draw.rectangle([width * 0.05, height * 0.05, width * 0.6, height * 0.16], fill=(20, 20, 20))
     draw.text((width * 0.07, height * 0.07), label, fill=(255, 255, 0))
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
+
+
+def _objects_at(obj: list[tuple], t: float, x: float, y: float) -> list[tuple]:
+    """(category, centre, size, yaw) of the objects within 60 m of (x, y) at time t: the
+    ones that get an annotation."""
+    out = []
+    for cat, size, cx, cy, oyaw, speed in obj:
+        ox, oy = cx + speed * t * math.cos(oyaw), cy + speed * t * math.sin(oyaw)
+        if math.hypot(ox - x, oy - y) <= 60:
+            out.append((cat, [ox, oy, size[2] / 2], size, oyaw))
+    return out
+
+
+def _projected(objects: list[tuple], ego_xyz, ego_yaw: float, mount, intrinsic, width: int, height: int):
+    """Image boxes and colours of the objects a camera sees, farthest first."""
+    world_to_cam = invert(pose_matrix(mount[:3], camera_rotation(mount[3]))) @ invert(
+        pose_matrix(ego_xyz, yaw_to_quat(ego_yaw)))
+    found = []
+    for cat, center, size, oyaw in objects:
+        corners = apply(world_to_cam, box_corners(center, size, yaw_to_quat(oyaw)))
+        xyxy = box_2d_in_image(corners, intrinsic, width, height)
+        if xyxy is not None:
+            found.append((-float(corners[:, 2].mean()), xyxy, COLORS.get(cat, (120, 120, 120))))
+    return [(xyxy, color) for _, xyxy, color in sorted(found)]
 
 
 def _ego_path(manoeuvre, n: int, dt: float, x0: float, y0: float, yaw0: float):
@@ -170,6 +203,7 @@ def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: 
         ann_by_obj: dict[int, list[str]] = {i: [] for i in range(len(obj))}
         for k, (x, y, yaw) in enumerate(path):
             ts = t0 + int(k * dt * 1e6)
+            in_view = _objects_at(obj, k * dt, x, y)
             t["sample"].append({"token": sample_tokens[k], "timestamp": ts, "scene_token": scene_token,
                                 "prev": sample_tokens[k - 1] if k else "",
                                 "next": sample_tokens[k + 1] if k + 1 < keyframes else ""})
@@ -200,7 +234,9 @@ def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: 
                     target.write_bytes(pool[written % len(pool)])
                     written += 1
                 else:
-                    target.write_bytes(render_jpeg(rng, width, height, f"{scene_name} {c} #{k}", quality))
+                    seen = _projected(in_view, [ex, ey, 0.0], yaw + manoeuvre[0] * lag, CAMERAS[c], intrinsic,
+                                      width, height)
+                    target.write_bytes(render_jpeg(rng, width, height, f"{scene_name} {c} #{k}", quality, seen))
             for oi, (cat, size, cx, cy, oyaw, speed) in enumerate(obj):
                 ox = cx + speed * k * dt * math.cos(oyaw)
                 oy = cy + speed * k * dt * math.sin(oyaw)

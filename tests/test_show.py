@@ -43,7 +43,7 @@ def test_show_prints_prompt_and_answer_and_writes_the_sheet(nuscenes_shards, fir
     thumbs = [np.asarray(first_nuscenes.image(j, (CELL_W, 180)), dtype=float) for j in range(6)]
     for index, (row, col) in enumerate([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]):
         errors = [np.abs(_cell(sheet, row, col, 180) - thumb).mean() for thumb in thumbs]
-        assert int(np.argmin(errors)) == index and errors[index] < 6, errors
+        assert int(np.argmin(errors)) == index and errors[index] < 12, errors  # box outlines and labels are drawn on top
 
 
 def test_show_style_and_default_output_name(nuscenes_shards, first_nuscenes, tmp_path, capsys, monkeypatch):
