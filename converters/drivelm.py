@@ -266,3 +266,12 @@ class DriveLMConverter(Converter):
     @classmethod
     def fixture_options(cls, fixture_root: Path) -> DriveLMOptions:
         return DriveLMOptions(nuscenes_root=str(Path(fixture_root) / "nuscenes"))
+
+    @classmethod
+    def fixture_conversions(cls, fixture_root: Path, src: Path) -> list[tuple[Path, DriveLMOptions]]:
+        """The train file, and the val file (nuScenes val scenes) that evaluation reads."""
+        from converters.drivelm_fixture import VAL_JSON_PATH
+
+        train = cls.fixture_options(fixture_root)
+        val = DriveLMOptions(nuscenes_root=train.nuscenes_root, drivelm_split="val")
+        return [(src, train), (Path(fixture_root) / VAL_JSON_PATH, val)]

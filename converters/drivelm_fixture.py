@@ -19,6 +19,7 @@ from dataengine.cameras import NUSCENES_ORDER
 
 VERSION = "v1.0-mini"
 JSON_PATH = "QA_dataset_nus/v1_1_train_nus.json"
+VAL_JSON_PATH = "QA_dataset_nus/v1_1_val_nus.json"  # the val scenes, with answers, for evaluation
 BEHAVIOR = ("The ego vehicle is going straight. The ego vehicle is driving fast.",
             "The ego vehicle is steering to the left. The ego vehicle is driving with normal speed.",
             "The ego vehicle is steering to the right. The ego vehicle is driving with normal speed.",
@@ -80,9 +81,16 @@ def make_drivelm_fixture(out: Path, scenes: int = 2, keyframes: int = 4, width: 
     root = make_nuscenes_root(out / "nuscenes", version=VERSION, scenes_per_split=(scenes, 1),
                               keyframes=keyframes, width=width, height=height, objects=3, can_bus=False, seed=seed)
     tables = NuScenesTables(root, VERSION)
-    train = set(official_scene_names(VERSION)[0])
+    train, val = (set(names) for names in official_scene_names(VERSION))
+    path = _write_split(out / JSON_PATH, tables, train, width, height)
+    _write_split(out / VAL_JSON_PATH, tables, val, width, height)
+    return path
+
+
+def _write_split(path: Path, tables: NuScenesTables, scene_names: set[str], width: int, height: int) -> Path:
+    """One DriveLM QA file over the fixture's scenes of one nuScenes split."""
     data = {}
-    for si, scene in enumerate(s for s in tables.scenes() if s["name"] in train):
+    for si, scene in enumerate(s for s in tables.scenes() if s["name"] in scene_names):
         frames = {}
         for k, sample in enumerate(tables.scene_samples(scene["token"])):
             if k % 2:
@@ -92,7 +100,6 @@ def make_drivelm_fixture(out: Path, scenes: int = 2, keyframes: int = 4, width: 
             frames[sample["token"]] = _key_frame(k, si, paths, (width, height))
         data[scene["token"]] = {"scene_description": f"The ego vehicle drives through {scene['name']}.",
                                 "key_frames": frames}
-    path = out / JSON_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=4))
     return path

@@ -93,6 +93,12 @@ class Converter(ABC):
         root a nuScenes-derived fixture carries inside it)."""
         return cls.options_type()
 
+    @classmethod
+    def fixture_conversions(cls, fixture_root: Path, src: Path) -> list[tuple[Path, Any]]:
+        """Every (src, options) conversion the demo runs on the fixture; one by default, more
+        when the source ships a file per split (DriveLM's train and val JSON)."""
+        return [(src, cls.fixture_options(fixture_root))]
+
 
 _REGISTRY: dict[str, type[Converter]] = {}
 

@@ -58,9 +58,10 @@ def convert_all(out: Path, workers: int, steps: Steps, datasets: list[str], real
             cls = registry()[name]
             steps(f"{name}: writing a fixture in its raw format, converting it with Ray ({workers} workers)")
             src = cls.make_fixture(out / "raw" / name)
-            result = run_job(JobConfig(dataset=name, src=src, out=out / "shards", workers=workers,
-                                       options=cls.fixture_options(out / "raw" / name), progress=False))
-            _print_counts(name, result.cards)
+            for job_src, options in cls.fixture_conversions(out / "raw" / name, src):
+                result = run_job(JobConfig(dataset=name, src=job_src, out=out / "shards", workers=workers,
+                                           options=options, progress=False))
+                _print_counts(name, result.cards)
         if real is not None:
             steps(f"converting the real samples with images from {real} (DriveLM on real nuScenes JPEGs, Waymo)")
             for job in real_jobs(real, out):

@@ -272,3 +272,19 @@ def test_real_train_sample_per_qa_records(real_samples):
     first = records[0].sample
     assert first["id"] == "drivelm-4a0798f849ca477ab18009c3a20b7df2-perception-0"
     assert first["conversations"][0]["content"] == "What are objects to the front right of the ego car?"
+
+
+def test_fixture_ships_a_val_file_on_the_nuscenes_val_scenes(tmp_path, fixture_src, ray_session):
+    """The demo converts both files; evaluation reads drivelm/val, whose scenes training never sees."""
+    from converters.nuscenes_tables import official_splits
+
+    src, opts = fixture_src
+    conversions = DriveLMConverter.fixture_conversions(src.parent.parent, src)
+    assert [o.drivelm_split for _, o in conversions] == ["train", "val"]
+    for job_src, options in conversions:
+        convert("drivelm", job_src, tmp_path, options)
+    tables = NuScenesTables(Path(opts.nuscenes_root), "v1.0-mini")
+    split_of = official_splits("v1.0-mini")
+    for split in ("train", "val"):
+        scenes = {s["scene_id"].split(":")[1] for s in samples(tmp_path, split)}
+        assert scenes and {split_of[tables.get("scene", t)["name"]] for t in scenes} == {split}
