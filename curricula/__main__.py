@@ -3,18 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from dataengine.errors import DataEngineError, UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    """A bad argument is one clear line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+from dataengine.command import OneLineParser, run_command
+from dataengine.errors import UsageError
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -36,8 +28,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="curricula", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="curricula", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     p = sub.add_parser("plan", help="print what each stage draws from the shards, with warnings")
     p.add_argument("file", help="curriculum YAML, or a preset name (demo, robotron_drive, opendrivevla)")
     p.add_argument("--shards", required=True, help="shard root holding <dataset>/<split>/manifest.parquet")
@@ -50,14 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except UsageError as exc:
-        print(f"curricula: error: {exc}", file=sys.stderr)
-        return 2
-    except DataEngineError as exc:
-        print(f"curricula: error: {exc}", file=sys.stderr)
-        return 1
+    return run_command("curricula", lambda: args.fn(args))
 
 
 if __name__ == "__main__":

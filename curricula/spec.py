@@ -9,7 +9,6 @@ the CLI turns into exit code 2).
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from dataengine.errors import UsageError
+from dataengine.keys import check_keys
 from dataengine.prompts import STYLES
 
 PARTS = ("projector", "vision", "llm", "lora")
@@ -94,13 +94,7 @@ class _Ctx:
         return SpecError(f"{self.path}: {where}: {problem}")
 
     def keys(self, obj: Any, where: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict:
-        if not isinstance(obj, dict):
-            raise self.fail(where, f"must be a mapping, got {type(obj).__name__}")
-        for key in obj:
-            if key not in allowed:
-                near = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise self.fail(f"{where}.{key}", f"unknown key{hint}; known: {', '.join(allowed)}")
+        check_keys(obj, where, allowed, self.fail)
         for key in required:
             if key not in obj:
                 raise self.fail(f"{where}.{key}", "missing")

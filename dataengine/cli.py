@@ -8,15 +8,8 @@ from pathlib import Path
 
 from dataengine import show
 from dataengine.converter import get, parse_options, registry
-from dataengine.errors import DataEngineError, UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    """A bad argument is one clear line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+from dataengine.command import OneLineParser, run_command
+from dataengine.errors import UsageError
 
 
 def _converter_option_flags(parser: argparse.ArgumentParser, cls) -> None:
@@ -91,8 +84,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def build_parser(converter=None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="dataengine", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="dataengine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("convert", help="convert a source dataset into shards (a Ray job)")
     p.add_argument("dataset")
@@ -149,12 +142,9 @@ def _named_converter(argv: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
+
+    def body() -> int:
         args = build_parser(_named_converter(argv)).parse_args(argv)
         return args.fn(args)
-    except UsageError as exc:
-        print(f"dataengine: error: {exc}", file=sys.stderr)
-        return 2
-    except DataEngineError as exc:
-        print(f"dataengine: error: {exc}", file=sys.stderr)
-        return 1
+
+    return run_command("dataengine", body)

@@ -15,21 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dataengine.errors import DataEngineError, UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+from dataengine.command import OneLineParser, run_command
+from dataengine.errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--run", help="training run directory: evaluates its last finished stage")
     src.add_argument("--model", help="a local HF model directory, or tiny / tiny-next (random, for checks)")
@@ -229,12 +223,6 @@ def _print_summary(paths: list[Path], scores: dict, contamination: dict) -> None
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
-    except UsageError as exc:
-        print(f"eval: error: {exc}", file=sys.stderr)
-        return 2
-    except DataEngineError as exc:
-        print(f"eval: error: {exc}", file=sys.stderr)
-        return 1
+        return run_command("eval", lambda: run(args))
     finally:
         _finish()

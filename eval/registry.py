@@ -11,7 +11,6 @@ by name and `--groups FILE` replaces the groups. Every problem is reported as
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from dataengine.errors import UsageError
+from dataengine.keys import check_keys
 from dataengine.prompts import STYLES
 
 PACKAGE = Path(__file__).parent
@@ -114,14 +114,7 @@ class _Ctx:
         return UsageError(f"{self.path}: {where}: {problem}")
 
     def mapping(self, obj: Any, where: str, allowed: tuple[str, ...]) -> dict:
-        if not isinstance(obj, dict):
-            raise self.fail(where, f"must be a mapping, got {type(obj).__name__}")
-        for key in obj:
-            if key not in allowed:
-                near = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise self.fail(f"{where}.{key}", f"unknown key{hint}; known: {', '.join(allowed)}")
-        return obj
+        return check_keys(obj, where, allowed, self.fail)
 
     def strings(self, obj: Any, where: str) -> tuple[str, ...]:
         if not isinstance(obj, list) or not all(isinstance(x, str) and x for x in obj):

@@ -5,22 +5,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from dataengine.errors import DataEngineError, UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    """A bad argument is one clear line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+from dataengine.command import OneLineParser, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--curriculum", required=True, help="curriculum YAML or preset name (demo, robotron_drive, ...)")
     p.add_argument("--model", required=True, help="local HF model directory (LLaVA-NeXT / LLaVA-OneVision), "
                                                   "or tiny / tiny-next for a small random model")
@@ -56,7 +47,8 @@ def config_from_args(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         from train.trainer import Trainer
 
         trainer = Trainer(config_from_args(args))
@@ -64,9 +56,5 @@ def main(argv: list[str] | None = None) -> int:
         if trainer.dist.is_main:
             print(f"train: done: {args.out}")
         return 0
-    except UsageError as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
-        return 2
-    except DataEngineError as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
-        return 1
+
+    return run_command("train", body)
