@@ -8,6 +8,9 @@ less memory than the devkit.
 """
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import json
 from pathlib import Path
 
@@ -197,19 +200,35 @@ _SPLIT_NAMES = {"v1.0-mini": {"mini_train": "train", "mini_val": "val"},
                 "v1.0-trainval": {"train": "train", "val": "val"}, "v1.0-test": {"test": "test"}}
 
 
+@functools.lru_cache(maxsize=None)
+def devkit_scene_splits() -> dict[str, tuple[str, ...]]:
+    """nuscenes-devkit's official scene lists, read as literals from `nuscenes/utils/splits.py`.
+
+    Importing that module imports the whole devkit (matplotlib, scikit-learn, OpenCV: about
+    2 s per conversion job); the lists are plain literals, so reading them is enough. `train`
+    is the union of `train_detect` and `train_track`, as the devkit builds it. A test checks
+    the result equals `create_splits_scenes()`.
+    """
+    package = importlib.util.find_spec("nuscenes")  # a top-level spec: the package is not imported
+    source = Path(package.submodule_search_locations[0]) / "utils" / "splits.py"
+    lists = {}
+    for node in ast.parse(source.read_text()).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.List)):
+            lists[node.targets[0].id] = tuple(ast.literal_eval(node.value))
+    lists["train"] = tuple(sorted(set(lists["train_detect"] + lists["train_track"])))
+    return lists
+
+
 def official_splits(version: str) -> dict[str, str]:
     """Scene name -> our split, from nuscenes-devkit's official scene splits."""
-    from nuscenes.utils.splits import create_splits_scenes
-
-    devkit = create_splits_scenes()
+    devkit = devkit_scene_splits()
     return {scene: ours for theirs, ours in _SPLIT_NAMES[version].items() for scene in devkit[theirs]}
 
 
 def official_scene_names(version: str) -> tuple[list[str], list[str]]:
     """(train scene names, val scene names) of a version, in the devkit's order."""
-    from nuscenes.utils.splits import create_splits_scenes
-
-    devkit = create_splits_scenes()
-    train, val = [k for k, v in _SPLIT_NAMES[version].items() if v == "train"], \
-        [k for k, v in _SPLIT_NAMES[version].items() if v == "val"]
+    devkit = devkit_scene_splits()
+    train = [k for k, v in _SPLIT_NAMES[version].items() if v == "train"]
+    val = [k for k, v in _SPLIT_NAMES[version].items() if v == "val"]
     return ([s for k in train for s in devkit[k]], [s for k in val for s in devkit[k]])

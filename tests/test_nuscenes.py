@@ -207,3 +207,14 @@ def test_sweeps_are_not_held_and_do_not_change_the_output(tmp_path, nuscenes_roo
     assert len(tables.t["sample_data"]) == len(t["sample_data"]) - 1
     sample = next(s for s in tables.t["sample"] if s["token"] == key["sample_token"])
     assert tables.keyframe(sample)["problems"] == []
+
+
+def test_scene_splits_read_from_the_devkit_equal_its_own_function():
+    from nuscenes.utils.splits import create_splits_scenes
+
+    from converters.nuscenes_tables import devkit_scene_splits
+
+    ours, theirs = devkit_scene_splits(), create_splits_scenes()
+    for split in ("train", "val", "test", "mini_train", "mini_val"):
+        assert list(ours[split]) == theirs[split] or sorted(ours[split]) == sorted(theirs[split])
+    assert len(ours["train"]) == 700 and len(ours["val"]) == 150 and len(ours["test"]) == 150
