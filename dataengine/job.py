@@ -63,15 +63,6 @@ def _batches(todo: list[tuple[Unit, Path]], cpus: int) -> list[list[tuple[Unit, 
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def warm_worker() -> None:
-    """Ray worker start-up hook: import the heavy modules while the driver reads the source
-    tables, instead of in each worker's first task."""
-    import numpy  # noqa: F401
-    import PIL.Image  # noqa: F401
-
-    import dataengine.staging  # noqa: F401  (pyarrow via the manifest)
-
-
 def _job_id(converter: Converter, units: list[Unit], shard_bytes: int) -> str:
     """Hash of everything the output depends on: converter, options, every unit's metadata."""
     digest = hashlib.sha1(json.dumps([converter.name, converter.version, SCHEMA_VERSION,
@@ -103,8 +94,7 @@ def _init_ray(cfg: JobConfig) -> bool:
         ray.init(address=address, log_to_driver=True)
     else:
         ray.init(num_cpus=cfg.workers, include_dashboard=False, object_store_memory=128 * 1024 * 1024,
-                 log_to_driver=True, configure_logging=False,
-                 runtime_env={"worker_process_setup_hook": "dataengine.job.warm_worker"})
+                 log_to_driver=True, configure_logging=False)
     return True
 
 
