@@ -28,8 +28,8 @@ from converters.nuscenes_tables import LIDAR, NuScenesTables, official_splits, r
 from dataengine.cameras import NUSCENES_ORDER, canonical
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
-from dataengine.geometry import (apply, box_corners, boxes_2d_in_image, invert, matrix_yaw, pose_matrix,
-                                 quat_to_matrix)
+from dataengine.geometry import (apply, box_corners, invert, pose_matrices, pose_matrix, project_boxes, quat_to_matrix,
+                                 quat_yaw)
 from dataengine.trajectory import DT, FUTURE, PAST, command_from_future, planning_question
 from dataengine.waypoints import format_waypoints
 
@@ -51,17 +51,15 @@ def _r(x: float, nd: int = 4) -> float:
 def relative_points(ego_to_global: np.ndarray, poses: list[dict | None]) -> tuple[list[list[float]], list[bool]]:
     """Positions of `poses` in the ego frame; None or non-finite poses are invalid and repeat
     the previous valid point (the origin when there is none)."""
-    world_to_ego = invert(ego_to_global)
-    xy, valid, last = [], [], [0.0, 0.0]
-    for pose in poses:
-        if pose is not None and _finite_pose(pose):
-            p = apply(world_to_ego, np.array([pose["translation"]], dtype=float))[0]
+    valid = [pose is not None and _finite_pose(pose) for pose in poses]
+    points = [pose["translation"] for pose, ok in zip(poses, valid) if ok]
+    local = iter(apply(invert(ego_to_global), np.array(points, dtype=float)).tolist() if points else [])
+    xy, last = [], [0.0, 0.0]
+    for ok in valid:
+        if ok:
+            p = next(local)
             last = [_r(p[0]), _r(p[1])]
-            xy.append(last)
-            valid.append(True)
-        else:
-            xy.append(list(last))
-            valid.append(False)
+        xy.append(list(last))
     return xy, valid
 
 
@@ -75,7 +73,7 @@ def ego_motion(poses: list[dict | None], times: list[float], k: int) -> dict:
         return float(np.linalg.norm(d)) / (times[hi] - times[lo])
 
     def yaw(i: int) -> float:
-        return matrix_yaw(quat_to_matrix(poses[i]["rotation"]))
+        return quat_yaw(poses[i]["rotation"])
 
     speed = velocity(k) or 0.0
     lo, hi = max(k - 1, 0), min(k + 1, len(poses) - 1)
@@ -159,34 +157,40 @@ class NuScenesConverter(Converter):
             return f"non-finite ego_pose: {', '.join(sorted(bad))}"
         return None
 
-    def _objects(self, frame: dict, ego_to_global: np.ndarray) -> list[dict]:
+    @staticmethod
+    def _objects(frame: dict, ego_to_global: np.ndarray) -> list[dict]:
         anns = frame["annotations"]
         if not anns:
             return []
         world_to_ego = invert(ego_to_global)
         rotations = np.array([a["rotation"] for a in anns], dtype=float)
-        corners = box_corners(np.array([a["translation"] for a in anns], dtype=float),
-                              np.array([a["size"] for a in anns], dtype=float), rotations)  # (N, 8, 3)
-        views: list[list[dict]] = [[] for _ in anns]
-        for channel in NUSCENES_ORDER:  # all boxes of a camera in one batch
-            cam = frame["sensors"][channel]
-            cam_to_ego = pose_matrix(cam["calibration"]["translation"], cam["calibration"]["rotation"])
-            world_to_cam = invert(cam_to_ego) @ invert(pose_matrix(**cam["ego_pose"]))
-            boxes = boxes_2d_in_image(corners @ world_to_cam[:3, :3].T + world_to_cam[:3, 3],
-                                      cam["calibration"]["camera_intrinsic"], cam["width"], cam["height"])
-            for i, xyxy in enumerate(boxes):
-                if xyxy is not None:
-                    views[i].append({"camera": canonical("nuscenes", channel), "xyxy": [_r(v, 2) for v in xyxy]})
-        centers = apply(world_to_ego, np.array([a["translation"] for a in anns], dtype=float))
+        translations = np.array([a["translation"] for a in anns], dtype=float)
+        corners = box_corners(translations, np.array([a["size"] for a in anns], dtype=float), rotations)  # (N, 8, 3)
+        # every box in every camera in one batch: (6 cameras, N boxes, 8 corners, 3)
+        cams = [frame["sensors"][channel] for channel in NUSCENES_ORDER]
+        cam_to_ego = pose_matrices([c["calibration"]["translation"] for c in cams],
+                                   [c["calibration"]["rotation"] for c in cams])
+        ego_to_world = pose_matrices([c["ego_pose"]["translation"] for c in cams],
+                                     [c["ego_pose"]["rotation"] for c in cams])
+        world_to_cam = invert(cam_to_ego) @ invert(ego_to_world)
+        in_cams = (corners.reshape(1, -1, 3) @ np.swapaxes(world_to_cam[:, :3, :3], 1, 2)
+                   + world_to_cam[:, None, :3, 3]).reshape(len(cams), len(anns), 8, 3)
+        visible, xyxy = project_boxes(in_cams, np.array([c["calibration"]["camera_intrinsic"] for c in cams], dtype=float),
+                                      [[c["width"], c["height"]] for c in cams])
+        names = [canonical("nuscenes", channel) for channel in NUSCENES_ORDER]
+        xyxy = xyxy.tolist()
+        centers = apply(world_to_ego, translations).tolist()
         in_ego = world_to_ego[:3, :3] @ quat_to_matrix(rotations)
-        yaws = np.arctan2(in_ego[:, 1, 0], in_ego[:, 0, 0])
+        yaws = np.arctan2(in_ego[:, 1, 0], in_ego[:, 0, 0]).tolist()
         return [{
             "category": ann["category"], "instance_id": f"nuscenes:{ann['instance_token']}",
             "annotation_id": ann["token"], "attributes": ann["attributes"],
             "visibility": ann["visibility"], "num_lidar_pts": ann["num_lidar_pts"],
-            "box_3d": {"center": [_r(v) for v in center], "size_wlh": [_r(v) for v in ann["size"]], "yaw": _r(yaw)},
-            "box_2d": box_views,
-        } for ann, center, yaw, box_views in zip(anns, centers, yaws, views)]
+            "box_3d": {"center": [_r(v) for v in centers[i]], "size_wlh": [_r(v) for v in ann["size"]],
+                       "yaw": _r(yaws[i])},
+            "box_2d": [{"camera": names[c], "xyxy": [_r(v, 2) for v in xyxy[c][i]]}
+                       for c in range(len(cams)) if visible[c, i]],
+        } for i, ann in enumerate(anns)]
 
     def _sample(self, unit: Unit, frames, lidar_poses, times, can, k: int, media: list[dict]) -> dict:
         frame = frames[k]

@@ -8,6 +8,7 @@ camera->ego extrinsics. Bytes are returned as read, never re-encoded.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path, PurePosixPath
 
 from dataengine.cameras import NUSCENES_ORDER, canonical
@@ -47,9 +48,15 @@ def camera_item(root: Path, frame: dict, dataset: str, channel: str, index: int,
         "time_offset_s": round((cam["timestamp"] - reference_us) / 1e6, 6) + 0.0,
         "width": blob.width, "height": blob.height,
         "intrinsics": [[float(v) for v in row] for row in calib["camera_intrinsic"]],
-        "extrinsics": pose_matrix(calib["translation"], calib["rotation"]).tolist(),
+        "extrinsics": [list(row) for row in _extrinsics(tuple(calib["translation"]), tuple(calib["rotation"]))],
     }
     return item, blob.data, None
+
+
+@functools.lru_cache(maxsize=4096)
+def _extrinsics(translation: tuple, rotation: tuple) -> tuple:
+    """Camera->ego matrix of a calibration; a scene's frames share a few calibrations."""
+    return tuple(tuple(row) for row in pose_matrix(translation, rotation).tolist())
 
 
 def camera_media(root: Path, frame: dict, dataset: str,

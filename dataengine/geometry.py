@@ -10,21 +10,33 @@ import math
 import numpy as np
 
 
+def _product_map() -> np.ndarray:
+    """(16, 9): the rotation matrix entries as sums of the quaternion's pairwise products
+    q_i * q_j (flattened 4i + j, order w, x, y, z), halved; see `quat_to_matrix`."""
+    w, x, y, z = range(4)
+    terms = [[(y, y, -1), (z, z, -1)], [(x, y, 1), (z, w, -1)], [(x, z, 1), (y, w, 1)],
+             [(x, y, 1), (z, w, 1)], [(x, x, -1), (z, z, -1)], [(y, z, 1), (x, w, -1)],
+             [(x, z, 1), (y, w, -1)], [(y, z, 1), (x, w, 1)], [(x, x, -1), (y, y, -1)]]
+    m = np.zeros((16, 9))
+    for entry, pairs in enumerate(terms):
+        for i, j, sign in pairs:
+            m[4 * i + j, entry] = sign
+    return m
+
+
+_PRODUCTS = _product_map()
+_IDENTITY = np.eye(3).reshape(9)
+
+
 def quat_to_matrix(q) -> np.ndarray:
-    """Rotation matrix of a (w, x, y, z) quaternion: (4,) -> (3, 3), or (N, 4) -> (N, 3, 3)."""
+    """Rotation matrix of a (w, x, y, z) quaternion: (4,) -> (3, 3), or (..., 4) -> (..., 3, 3).
+
+    R = I + 2 * (linear map of the pairwise products q_i q_j of the unit quaternion): one
+    outer product and one small matmul for any batch, instead of nine array expressions."""
     q = np.asarray(q, dtype=float)
-    if q.ndim == 1:  # the common single-pose case, without array-op overhead
-        w, x, y, z = (float(v) for v in q / math.sqrt(float(q @ q)))
-        return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-    w, x, y, z = np.moveaxis(q / np.linalg.norm(q, axis=-1, keepdims=True), -1, 0)
-    m = np.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
-    ], axis=-1)
-    return m.reshape(q.shape[:-1] + (3, 3))
+    q = q / np.sqrt((q * q).sum(axis=-1, keepdims=True))
+    products = (q[..., :, None] * q[..., None, :]).reshape(q.shape[:-1] + (16,))
+    return (_IDENTITY + 2 * (products @ _PRODUCTS)).reshape(q.shape[:-1] + (3, 3))
 
 
 def yaw_to_quat(yaw: float) -> list[float]:
@@ -43,10 +55,31 @@ def pose_matrix(translation, rotation) -> np.ndarray:
     return m
 
 
+def pose_matrices(translations, rotations) -> np.ndarray:
+    """(N, 4, 4) transforms from (N, 3) translations and (N, 4) quaternions, in one batch."""
+    rotations = np.asarray(rotations, dtype=float)
+    m = np.zeros(rotations.shape[:-1] + (4, 4))
+    m[..., :3, :3] = quat_to_matrix(rotations)
+    m[..., :3, 3] = np.asarray(translations, dtype=float)
+    m[..., 3, 3] = 1.0
+    return m
+
+
+def quat_yaw(q) -> float:
+    """Yaw (rotation about z) of a (w, x, y, z) quaternion: `matrix_yaw(quat_to_matrix(q))`
+    without building the matrix."""
+    w, x, y, z = (float(v) for v in q)
+    n = w * w + x * x + y * y + z * z
+    return math.atan2(2 * (x * y + z * w) / n, 1 - 2 * (y * y + z * z) / n)
+
+
 def invert(m: np.ndarray) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = m[:3, :3].T
-    out[:3, 3] = -m[:3, :3].T @ m[:3, 3]
+    """Inverse of a rigid 4x4 transform, or of a stack (..., 4, 4) of them."""
+    rot_t = np.swapaxes(m[..., :3, :3], -1, -2)
+    out = np.zeros(m.shape)
+    out[..., :3, :3] = rot_t
+    out[..., :3, 3] = -(rot_t @ m[..., :3, 3, None])[..., 0]
+    out[..., 3, 3] = 1.0
     return out
 
 
@@ -74,24 +107,32 @@ def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     return uvw[:, :2] / uvw[:, 2:3]
 
 
-def boxes_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int) -> list:
-    """[x1, y1, x2, y2] per box of (N, 8, 3) camera-frame corners, or None where not visible.
+def project_boxes(corners_cam: np.ndarray, intrinsics: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes seen by several cameras at once: (C, N, 8, 3) camera-frame corners, (C, 3, 3)
+    intrinsics and (C, 2) image (width, height) -> visible (C, N) and xyxy (C, N, 4).
 
     Visible follows nuScenes-devkit `box_in_image(..., BoxVisibility.ANY)`: every corner is
     more than 0.1 m in front of the camera and at least one corner more than 1 m in front
     projects inside the image. The 2D box is the corners' extent clipped to the image.
     """
-    corners_cam = np.asarray(corners_cam, dtype=float).reshape(-1, 8, 3)
     z = corners_cam[..., 2]
-    uvw = corners_cam @ np.asarray(intrinsics, dtype=float).T
+    uvw = corners_cam @ np.swapaxes(intrinsics, -1, -2)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         uv = uvw[..., :2] / uvw[..., 2:3]
-    inside = (uv[..., 0] > 0) & (uv[..., 0] < width) & (uv[..., 1] > 0) & (uv[..., 1] < height) & (z > 1)
-    visible = (z > 0.1).all(axis=1) & inside.any(axis=1)
-    lo = np.clip(uv.min(axis=1), 0, [width, height])
-    hi = np.clip(uv.max(axis=1), 0, [width, height])
-    return [[float(lo[i, 0]), float(lo[i, 1]), float(hi[i, 0]), float(hi[i, 1])] if visible[i] else None
-            for i in range(len(corners_cam))]
+    size = np.asarray(sizes, dtype=float)[:, None, None, :]  # (C, 1, 1, 2)
+    inside = (uv > 0).all(axis=-1) & (uv < size).all(axis=-1) & (z > 1)
+    visible = (z > 0.1).all(axis=-1) & inside.any(axis=-1)
+    size = size[:, :, 0]
+    xyxy = np.concatenate([np.clip(uv.min(axis=2), 0, size), np.clip(uv.max(axis=2), 0, size)], axis=-1)
+    return visible, xyxy
+
+
+def boxes_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int) -> list:
+    """[x1, y1, x2, y2] per box of (N, 8, 3) camera-frame corners in one camera, or None
+    where not visible (`project_boxes`' rule)."""
+    corners_cam = np.asarray(corners_cam, dtype=float).reshape(1, -1, 8, 3)
+    visible, xyxy = project_boxes(corners_cam, np.asarray(intrinsics, dtype=float)[None], [[width, height]])
+    return [[float(v) for v in box] if seen else None for seen, box in zip(visible[0], xyxy[0])]
 
 
 def box_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int):

@@ -8,11 +8,13 @@ manifest keeps so one sample can be read by key without scanning.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
+import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+
+import orjson
 
 from dataengine.converter import Record
 from dataengine.schema import validate_sample
@@ -21,8 +23,25 @@ DEFAULT_SHARD_BYTES = 256 * 1024 * 1024
 
 
 def sample_json(sample: dict) -> bytes:
-    """The canonical JSON encoding of a sample (sorted keys, no spaces, UTF-8)."""
-    return json.dumps(sample, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The canonical JSON encoding of a sample: sorted keys, no spaces, UTF-8, shortest
+    round-trip floats (orjson: a tenth of the stdlib encoder's time). orjson writes NaN and
+    infinities as null, so a null in the output sends the sample through a check that
+    raises on a non-finite number instead of letting it become null."""
+    data = orjson.dumps(sample, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    if b"null" in data:
+        _reject_non_finite(sample, sample.get("id", "<no id>"), "")
+    return data
+
+
+def _reject_non_finite(value, sample_id: str, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"sample {sample_id}: {where or 'value'} is {value}, not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _reject_non_finite(v, sample_id, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _reject_non_finite(v, sample_id, f"{where}[{i}]")
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
@@ -61,47 +80,90 @@ BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 
 
-def _member(name: str, data: bytes) -> bytes:
-    """One tar member: a GNU header (long names handled), the data, zero padding to 512."""
-    header = _tarinfo(name, len(data)).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
-    return header + data + b"\0" * (-len(data) % BLOCK)
+def _template() -> tuple[bytes, int]:
+    """A GNU header from tarfile with an empty name and size 0, and its byte sum with the
+    checksum field as spaces (as the checksum is defined) and the size field left out."""
+    header = bytearray(_tarinfo("", 0).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"))
+    header[148:156] = b" " * 8
+    return bytes(header), sum(header) - sum(header[124:136])
+
+
+_TEMPLATE, _TEMPLATE_SUM = _template()
+_MAX_OCTAL_SIZE = 8 ** 11  # tarfile switches to base-256 size fields from here
+
+
+def _header(name: str, size: int) -> bytes:
+    """The GNU header tarfile writes for a regular file with our fixed fields, built by
+    filling name, size and checksum into a template (a tenth of `TarInfo.tobuf`'s time);
+    names over 100 bytes and huge sizes go through tarfile itself (GNU long-name members)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) > 100 or size >= _MAX_OCTAL_SIZE:
+        return _tarinfo(name, size).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    size_field = b"%011o\0" % size
+    checksum = _TEMPLATE_SUM + sum(raw) + sum(size_field)
+    return b"".join((raw, _TEMPLATE[len(raw):124], size_field, _TEMPLATE[136:148], b"%06o\0 " % checksum,
+                     _TEMPLATE[156:]))
+
+
+def _member(name: str, data: bytes) -> list[bytes]:
+    """One tar member as the chunks to write: header, data, zero padding to 512 bytes."""
+    return [_header(name, len(data)), data, _ZEROS[:-len(data) % BLOCK]]
+
+
+_ZEROS = bytes(BLOCK)
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> int:
+    """Write chunks with as few `writev` calls as the OS allows; returns the bytes written."""
+    total, pending = 0, [memoryview(c) for c in chunks if c]
+    while pending:
+        n = os.writev(fd, pending[:1024])  # IOV_MAX
+        total += n
+        while pending and n >= len(pending[0]):
+            n -= len(pending[0])
+            pending.pop(0)
+        if n:
+            pending[0] = pending[0][n:]
+    return total
 
 
 class TarShardWriter:
     """Writes records into `<stem>-<part>.tar` files, rolling over at `shard_bytes`.
 
-    Members are written directly (header, data, padding in one write) rather than through
-    `tarfile.addfile`, which copies every image through a file object; the bytes are the
-    same GNU tar that tarfile and WebDataset read."""
+    A sample's members (headers, data, padding) go out in one `writev` call, with no copy
+    of the image bytes into a buffer; the bytes are the GNU tar that tarfile and WebDataset
+    read."""
 
     def __init__(self, directory: Path, stem: str, shard_bytes: int = DEFAULT_SHARD_BYTES):
         self.directory = Path(directory)
         self.stem = stem
         self.shard_bytes = shard_bytes
         self.parts: list[Path] = []
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None
+        self._pos = 0
 
     def _open_next(self) -> None:
         self.close()
         path = self.directory / f"{self.stem}-{len(self.parts):04d}.tar"
         self.parts.append(path)
-        self._file = open(path, "wb")
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        self._pos = 0
 
     def write(self, key: str, sample: dict, media: list[bytes]) -> Written:
-        body = sample_json(sample)
-        approx = len(body) + sum(len(b) for b in media) + 1024 * (1 + len(media))
-        if self._file is None or (self._file.tell() > 0 and self._file.tell() + approx > self.shard_bytes):
-            self._open_next()
-        start = self._file.tell()
-        self._file.write(_member(f"{key}.json", body))
+        chunks = _member(f"{key}.json", sample_json(sample))
         for item, blob in zip(sample["media"], media):
-            self._file.write(_member(f"{key}.{item['member']}", blob))
-        return Written(len(self.parts) - 1, start, self._file.tell() - start)
+            chunks += _member(f"{key}.{item['member']}", blob)
+        size = sum(len(c) for c in chunks)
+        if self._fd is None or (self._pos > 0 and self._pos + size + 2 * BLOCK > self.shard_bytes):
+            self._open_next()
+        start = self._pos
+        self._pos += _write_all(self._fd, chunks)
+        return Written(len(self.parts) - 1, start, size)
 
     def close(self) -> None:
         """End-of-archive: two zero blocks, padded to a whole tar record (as tarfile does)."""
-        if self._file is not None:
-            end = self._file.tell() + 2 * BLOCK
-            self._file.write(b"\0" * (2 * BLOCK + (-end % RECORD)))
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            end = self._pos + 2 * BLOCK
+            self._pos += _write_all(self._fd, [bytes(2 * BLOCK + (-end % RECORD))])
+            os.close(self._fd)
+            self._fd = None
