@@ -14,6 +14,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import orjson
+
 from dataengine.cameras import NUSCENES_ORDER
 from dataengine.errors import UsageError
 
@@ -51,6 +53,19 @@ def resolve_versions(root: Path, version: str) -> list[str]:
     return chosen
 
 
+def _parse_table(data: bytes, path: Path):
+    """orjson first (trainval's tables are ~1 GB: 2-3x the stdlib's speed); the stdlib for
+    what only it reads: NaN and Infinity, which the devkit's `json.load` accepts too."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass  # not strict JSON: try the devkit's dialect below, which reports the error
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid JSON ({exc})") from None
+
+
 class NuScenesTables:
     """Token-indexed tables of one nuScenes version (key-frame sample_data and their poses)."""
 
@@ -80,10 +95,7 @@ class NuScenesTables:
 
     def _load(self, name: str) -> list[dict]:
         path = self.root / self.version / f"{name}.json"
-        try:
-            rows = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        rows = _parse_table(path.read_bytes(), path)
         if not isinstance(rows, list):
             raise UsageError(f"{path} is not a nuScenes table (expected a JSON list)")
         return rows

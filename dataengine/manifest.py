@@ -1,11 +1,14 @@
 """Per dataset/split metadata files: manifest.parquet, card.json, quarantine.jsonl."""
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from dataengine.tokens import text_tokens, visual_tokens
@@ -50,7 +53,15 @@ def manifest_row(sample: dict, unit: str, offset: int, size: int, shard: str = "
 
 
 def write_manifest(rows: list[dict], path: Path) -> None:
-    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    """Rows in order to parquet. They go through Arrow's C++ JSON reader against the schema:
+    pyarrow's Python-object conversion (`Table.from_pylist`) imports pandas, about 0.2 s of
+    every conversion job's finish."""
+    if rows:
+        lines = b"\n".join(orjson.dumps(row) for row in rows)
+        table = pa_json.read_json(io.BytesIO(lines), parse_options=pa_json.ParseOptions(
+            explicit_schema=MANIFEST_SCHEMA, unexpected_field_behavior="error"))
+    else:
+        table = MANIFEST_SCHEMA.empty_table()
     pq.write_table(table, path, compression="zstd")
 
 

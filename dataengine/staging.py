@@ -15,6 +15,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import orjson
+
 from dataengine.converter import Converter, Quarantined, Record, Unit
 from dataengine.manifest import (CARD, MANIFEST, QUARANTINE, manifest_row, reason_category, write_json,
                                  write_manifest, write_quarantine)
@@ -25,7 +27,7 @@ WORK = "_work"
 
 def _atomic_json(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, sort_keys=True))
+    tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
     os.replace(tmp, path)
 
 
@@ -89,7 +91,7 @@ def finalize(split_dir: Path, units: list[Unit], card: dict) -> dict:
     rows, quarantine, seen = [], [], {}
     shard_index = 0
     for unit in units:
-        summary = json.loads((work / "done" / f"{unit.id}.json").read_text())
+        summary = orjson.loads((work / "done" / f"{unit.id}.json").read_bytes())
         names = []
         for part in summary["parts"]:
             name = f"shard-{shard_index:06d}.tar"
