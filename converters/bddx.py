@@ -24,7 +24,6 @@ from typing import Iterator
 
 from converters.bddx_csv import (CSV_NAME, SPLIT_FILES, Row, Segment, assign_splits, header_slots,
                                  parse_segment, read_rows, read_splits)
-from converters.bddx_fixture import make_raw_root
 from converters.bddx_video import VideoError, duration_s, frames_at, past_end, sample_times
 from dataengine.cameras import canonical
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
@@ -201,4 +200,6 @@ class BddxConverter(Converter):
 
     @classmethod
     def make_fixture(cls, out: Path, **kwargs) -> Path:
+        from converters.bddx_fixture import make_raw_root  # fixture writers stay out of the workers
+
         return make_raw_root(out)

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from converters.bddx_csv import CSV_NAME, Segment, parse_segment, read_rows
-from converters.bddx_fixture import make_processed_root
 from dataengine.cameras import canonical
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
@@ -252,6 +251,8 @@ class BddxProcessedConverter(Converter):
 
     @classmethod
     def make_fixture(cls, out: Path, **kwargs) -> Path:
+        from converters.bddx_fixture import make_processed_root  # fixture writers stay out of the workers
+
         return make_processed_root(out)
 
 

@@ -22,7 +22,6 @@ from typing import Iterator
 
 import numpy as np
 
-from converters.nuscenes_fixture import make_nuscenes_root
 from converters.nuscenes_media import camera_media
 from converters.nuscenes_tables import LIDAR, NuScenesTables, official_splits, resolve_versions
 from dataengine.cameras import NUSCENES_ORDER, canonical
@@ -228,4 +227,6 @@ class NuScenesConverter(Converter):
 
     @classmethod
     def make_fixture(cls, out: Path, **kwargs) -> Path:
+        from converters.nuscenes_fixture import make_nuscenes_root  # fixture writers stay out of the workers
+
         return make_nuscenes_root(out, **kwargs)

@@ -32,7 +32,6 @@ from typing import Iterator
 
 import numpy as np
 
-from converters.waymo_fixture import make_waymo_v1
 from converters.waymo_frames import (BOX_TYPES, CAMERA_NAMES, LOCATION_WORDS, WaymoFrame, pose_problem,
                                      sample_key, tfrecord_events)
 from converters.waymo_parquet import parquet_events
@@ -198,6 +197,8 @@ class WaymoConverter(Converter):
 
     @classmethod
     def make_fixture(cls, out: Path, **kwargs) -> Path:
+        from converters.waymo_fixture import make_waymo_v1  # fixture writers stay out of the workers
+
         return make_waymo_v1(out, **kwargs)
 
 

@@ -1,15 +1,13 @@
 """Per dataset/split metadata files: manifest.parquet, card.json, quarantine.jsonl."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 
 from dataengine.tokens import text_tokens, visual_tokens
 
@@ -19,24 +17,31 @@ QUARANTINE = "quarantine.jsonl"
 
 _DETAIL_RE = re.compile(r"'[^']*'|\"[^\"]*\"|\S*[\d/\\]\S*")
 
-MANIFEST_SCHEMA = pa.schema([
-    ("key", pa.string()),
-    ("shard", pa.string()),
-    ("offset", pa.int64()),          # byte offset of the sample's first tar header in the shard
-    ("size", pa.int64()),            # bytes of all its members, headers and padding included
-    ("unit", pa.string()),           # the conversion work unit that produced it
-    ("task", pa.string()),
-    ("layout", pa.string()),
-    ("n_media", pa.int32()),
-    ("cameras", pa.list_(pa.string())),
-    ("members", pa.list_(pa.string())),
-    ("media_sha1", pa.list_(pa.string())),
-    ("text_chars", pa.int64()),
-    ("text_tokens", pa.int64()),
-    ("visual_tokens", pa.int64()),
-    ("scene_id", pa.string()),
-    ("frame_id", pa.string()),
-])
+
+@functools.cache
+def manifest_schema():
+    """The manifest's Arrow schema. pyarrow is imported here, not at module level: workers
+    only build rows, and pyarrow is 80 ms of every Ray worker's start-up."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("key", pa.string()),
+        ("shard", pa.string()),
+        ("offset", pa.int64()),          # byte offset of the sample's first tar header in the shard
+        ("size", pa.int64()),            # bytes of all its members, headers and padding included
+        ("unit", pa.string()),           # the conversion work unit that produced it
+        ("task", pa.string()),
+        ("layout", pa.string()),
+        ("n_media", pa.int32()),
+        ("cameras", pa.list_(pa.string())),
+        ("members", pa.list_(pa.string())),
+        ("media_sha1", pa.list_(pa.string())),
+        ("text_chars", pa.int64()),
+        ("text_tokens", pa.int64()),
+        ("visual_tokens", pa.int64()),
+        ("scene_id", pa.string()),
+        ("frame_id", pa.string()),
+    ])
 
 
 def manifest_row(sample: dict, unit: str, offset: int, size: int, shard: str = "") -> dict:
@@ -56,17 +61,23 @@ def write_manifest(rows: list[dict], path: Path) -> None:
     """Rows in order to parquet. They go through Arrow's C++ JSON reader against the schema:
     pyarrow's Python-object conversion (`Table.from_pylist`) imports pandas, about 0.2 s of
     every conversion job's finish."""
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
     if rows:
         lines = b"\n".join(orjson.dumps(row) for row in rows)
         table = pa_json.read_json(io.BytesIO(lines), parse_options=pa_json.ParseOptions(
-            explicit_schema=MANIFEST_SCHEMA, unexpected_field_behavior="error"))
+            explicit_schema=manifest_schema(), unexpected_field_behavior="error"))
     else:
-        table = MANIFEST_SCHEMA.empty_table()
+        table = manifest_schema().empty_table()
     pq.write_table(table, path, compression="zstd")
 
 
-def read_manifest(path: Path) -> pa.Table:
-    return pq.read_table(path, schema=MANIFEST_SCHEMA)
+def read_manifest(path: Path):
+    """The manifest as a pyarrow Table."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, schema=manifest_schema())
 
 
 def write_json(path: Path, obj: dict) -> None:

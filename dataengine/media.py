@@ -75,6 +75,9 @@ def read_image(root: Path, relpath: str) -> tuple[ImageBlob | None, str | None]:
     path = resolve_under(root, relpath)
     if path is None:
         return None, f"path {relpath!r} escapes the dataset root"
-    if not path.is_file():
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None, f"missing image {relpath}"
-    return check_image_bytes(path.read_bytes())
+    return check_image_bytes(data)

@@ -20,6 +20,7 @@ LAYOUTS = ("single_image", "multi_view", "video", "multi_view_video")
 ROLES = ("user", "assistant")
 COMMANDS = ("turn_left", "turn_right", "go_straight")
 TRAJECTORY_FRAMES = ("ego_xfwd_yleft", "lidar_xright_yfwd")
+SHA1_RE = re.compile(r"[0-9a-f]{40}")
 NAMESPACE_RE = re.compile(r"^[a-z0-9_]+:.+$")
 REQUIRED = ("schema", "id", "dataset", "split", "task", "scene_id", "frame_id", "layout",
             "media", "conversations", "meta")
@@ -30,14 +31,25 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _finite_numbers(values: list) -> bool:
+    """`_is_num` of every value, with a fast path for plain floats: it runs on every
+    matrix and point of every sample written."""
+    for v in values:
+        if type(v) is float:
+            if not math.isfinite(v):
+                return False
+        elif not _is_num(v):
+            return False
+    return True
+
+
 def _matrix(x: Any, rows: int, cols: int) -> bool:
     return (isinstance(x, list) and len(x) == rows
-            and all(isinstance(r, list) and len(r) == cols and all(_is_num(v) for v in r) for r in x))
+            and all(isinstance(r, list) and len(r) == cols and _finite_numbers(r) for r in x))
 
 
 def _points(x: Any) -> bool:
-    return isinstance(x, list) and all(
-        isinstance(p, list) and len(p) == 2 and all(_is_num(v) for v in p) for p in x)
+    return isinstance(x, list) and all(isinstance(p, list) and len(p) == 2 and _finite_numbers(p) for p in x)
 
 
 def _check_media(media: Any, bad: list[str]) -> None:
@@ -66,7 +78,7 @@ def _check_media(media: Any, bad: list[str]) -> None:
             if not isinstance(m.get(dim), int) or isinstance(m.get(dim), bool) or m.get(dim) <= 0:
                 bad.append(f"{where}.{dim}: must be a positive integer")
         sha1 = m.get("sha1")
-        if not isinstance(sha1, str) or not re.fullmatch(r"[0-9a-f]{40}", sha1):
+        if not isinstance(sha1, str) or not SHA1_RE.fullmatch(sha1):
             bad.append(f"{where}.sha1: must be 40 lowercase hex digits")
         if "intrinsics" in m and not _matrix(m["intrinsics"], 3, 3):
             bad.append(f"{where}.intrinsics: must be a 3x3 matrix of finite numbers")
@@ -132,7 +144,7 @@ def _check_optional(sample: dict, bad: list[str]) -> None:
                 for j, view in enumerate(obj.get("box_2d", [])):
                     if view.get("camera") not in CANONICAL or not (
                             isinstance(view.get("xyxy"), list) and len(view["xyxy"]) == 4
-                            and all(_is_num(v) for v in view["xyxy"])):
+                            and _finite_numbers(view["xyxy"])):
                         bad.append(f"objects[{i}].box_2d[{j}]: needs a canonical camera and 4 finite xyxy")
 
 
