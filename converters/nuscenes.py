@@ -20,16 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
 from converters.nuscenes_media import camera_media
+from converters.nuscenes_scene import SceneGeometry, finite_pose
 from converters.nuscenes_tables import LIDAR, NuScenesTables, official_splits, resolve_versions
-from dataengine.cameras import NUSCENES_ORDER, canonical
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
-from dataengine.geometry import (apply, box_corners, invert, pose_matrices, pose_matrix, project_boxes, quat_to_matrix,
-                                 quat_yaw)
-from dataengine.trajectory import DT, FUTURE, PAST, command_from_future, planning_question
+from dataengine.geometry import quat_yaw
+from dataengine.trajectory import DT, FUTURE, PAST, clean, command_from_future, planning_question
 from dataengine.waypoints import format_waypoints
 
 
@@ -39,37 +36,14 @@ class NuScenesOptions:
     """v1.0-mini, v1.0-trainval, v1.0-test, or auto (trainval and test when present, else mini)."""
 
 
-def _finite_pose(pose: dict) -> bool:
-    return all(math.isfinite(v) for v in [*pose["translation"], *pose["rotation"]])
-
-
-def _r(x: float, nd: int = 4) -> float:
-    return round(float(x), nd) + 0.0  # + 0.0 turns -0.0 into 0.0 for stable JSON
-
-
-def relative_points(ego_to_global: np.ndarray, poses: list[dict | None]) -> tuple[list[list[float]], list[bool]]:
-    """Positions of `poses` in the ego frame; None or non-finite poses are invalid and repeat
-    the previous valid point (the origin when there is none)."""
-    valid = [pose is not None and _finite_pose(pose) for pose in poses]
-    points = [pose["translation"] for pose, ok in zip(poses, valid) if ok]
-    local = iter(apply(invert(ego_to_global), np.array(points, dtype=float)).tolist() if points else [])
-    xy, last = [], [0.0, 0.0]
-    for ok in valid:
-        if ok:
-            p = next(local)
-            last = [_r(p[0]), _r(p[1])]
-        xy.append(list(last))
-    return xy, valid
-
-
 def ego_motion(poses: list[dict | None], times: list[float], k: int) -> dict:
     """Speed, acceleration and yaw rate at keyframe k from neighbouring keyframe poses."""
     def velocity(i: int):
         lo, hi = max(i - 1, 0), min(i + 1, len(poses) - 1)
         if lo == hi or poses[lo] is None or poses[hi] is None:
             return None
-        d = np.subtract(poses[hi]["translation"][:2], poses[lo]["translation"][:2])
-        return float(np.linalg.norm(d)) / (times[hi] - times[lo])
+        dx, dy = (poses[hi]["translation"][i] - poses[lo]["translation"][i] for i in (0, 1))
+        return math.sqrt(dx * dx + dy * dy) / (times[hi] - times[lo])
 
     def yaw(i: int) -> float:
         return quat_yaw(poses[i]["rotation"])
@@ -83,7 +57,7 @@ def ego_motion(poses: list[dict | None], times: list[float], k: int) -> dict:
             accel = (v_hi - v_lo) / (times[hi] - times[lo])
         dyaw = (yaw(hi) - yaw(lo) + math.pi) % (2 * math.pi) - math.pi
         yaw_rate = dyaw / (times[hi] - times[lo])
-    return {"speed_mps": _r(speed, 3), "accel_mps2": _r(accel, 3), "yaw_rate_rps": _r(yaw_rate, 4)}
+    return {"speed_mps": clean(speed, 3), "accel_mps2": clean(accel, 3), "yaw_rate_rps": clean(yaw_rate, 4)}
 
 
 def can_bus_motion(messages: list[dict], timestamp_us: int) -> dict | None:
@@ -93,8 +67,8 @@ def can_bus_motion(messages: list[dict], timestamp_us: int) -> dict | None:
     best = min(messages, key=lambda m: abs(m["utime"] - timestamp_us))
     if abs(best["utime"] - timestamp_us) > 100_000:
         return None
-    return {"speed_mps": _r(best["vel"][0], 3), "accel_mps2": _r(best["accel"][0], 3),
-            "yaw_rate_rps": _r(best["rotation_rate"][2], 4)}
+    return {"speed_mps": clean(best["vel"][0], 3), "accel_mps2": clean(best["accel"][0], 3),
+            "yaw_rate_rps": clean(best["rotation_rate"][2], 4)}
 
 
 @register
@@ -132,16 +106,17 @@ class NuScenesConverter(Converter):
         lidar_poses = [f["sensors"].get(LIDAR, {}).get("ego_pose") for f in frames]
         times = [f["timestamp"] / 1e6 for f in frames]
         can = self._can_bus(unit.payload["scene"]["name"])
+        problems = [self._problem(frame) for frame in frames]
+        scene = SceneGeometry(frames, [k for k, problem in enumerate(problems) if not problem])
         for k, frame in enumerate(frames):
-            problem = self._problem(frame)
-            if problem:
-                yield Quarantined(frame["token"], problem)
+            if problems[k]:
+                yield Quarantined(frame["token"], problems[k])
                 continue
             media, blobs, reason = camera_media(self.src, frame, self.name)
             if reason:
                 yield Quarantined(frame["token"], reason)
                 continue
-            yield Record(self._sample(unit, frames, lidar_poses, times, can, k, media), blobs)
+            yield Record(self._sample(unit, scene, lidar_poses, times, can, k, media), blobs)
 
     def _can_bus(self, scene_name: str) -> list[dict]:
         path = self.src / "can_bus" / f"{scene_name}_pose.json"
@@ -151,54 +126,17 @@ class NuScenesConverter(Converter):
     def _problem(frame: dict) -> str | None:
         if frame["problems"]:
             return "broken table link: " + "; ".join(frame["problems"])
-        bad = [c for c, s in frame["sensors"].items() if not _finite_pose(s["ego_pose"])]
+        bad = [c for c, s in frame["sensors"].items() if not finite_pose(s["ego_pose"])]
         if bad:
             return f"non-finite ego_pose: {', '.join(sorted(bad))}"
         return None
 
-    @staticmethod
-    def _objects(frame: dict, ego_to_global: np.ndarray) -> list[dict]:
-        anns = frame["annotations"]
-        if not anns:
-            return []
-        world_to_ego = invert(ego_to_global)
-        rotations = np.array([a["rotation"] for a in anns], dtype=float)
-        translations = np.array([a["translation"] for a in anns], dtype=float)
-        corners = box_corners(translations, np.array([a["size"] for a in anns], dtype=float), rotations)  # (N, 8, 3)
-        # every box in every camera in one batch: (6 cameras, N boxes, 8 corners, 3)
-        cams = [frame["sensors"][channel] for channel in NUSCENES_ORDER]
-        cam_to_ego = pose_matrices([c["calibration"]["translation"] for c in cams],
-                                   [c["calibration"]["rotation"] for c in cams])
-        ego_to_world = pose_matrices([c["ego_pose"]["translation"] for c in cams],
-                                     [c["ego_pose"]["rotation"] for c in cams])
-        world_to_cam = invert(cam_to_ego) @ invert(ego_to_world)
-        in_cams = (corners.reshape(1, -1, 3) @ np.swapaxes(world_to_cam[:, :3, :3], 1, 2)
-                   + world_to_cam[:, None, :3, 3]).reshape(len(cams), len(anns), 8, 3)
-        visible, xyxy = project_boxes(in_cams, np.array([c["calibration"]["camera_intrinsic"] for c in cams], dtype=float),
-                                      [[c["width"], c["height"]] for c in cams])
-        names = [canonical("nuscenes", channel) for channel in NUSCENES_ORDER]
-        xyxy = xyxy.tolist()
-        centers = apply(world_to_ego, translations).tolist()
-        in_ego = world_to_ego[:3, :3] @ quat_to_matrix(rotations)
-        yaws = np.arctan2(in_ego[:, 1, 0], in_ego[:, 0, 0]).tolist()
-        return [{
-            "category": ann["category"], "instance_id": f"nuscenes:{ann['instance_token']}",
-            "annotation_id": ann["token"], "attributes": ann["attributes"],
-            "visibility": ann["visibility"], "num_lidar_pts": ann["num_lidar_pts"],
-            "box_3d": {"center": [_r(v) for v in centers[i]], "size_wlh": [_r(v) for v in ann["size"]],
-                       "yaw": _r(yaws[i])},
-            "box_2d": [{"camera": names[c], "xyxy": [_r(v, 2) for v in xyxy[c][i]]}
-                       for c in range(len(cams)) if visible[c, i]],
-        } for i, ann in enumerate(anns)]
-
-    def _sample(self, unit: Unit, frames, lidar_poses, times, can, k: int, media: list[dict]) -> dict:
-        frame = frames[k]
-        ego_to_global = pose_matrix(**lidar_poses[k])
-        future = [lidar_poses[j] if j < len(frames) else None for j in range(k + 1, k + 1 + FUTURE)]
-        past = [lidar_poses[j] if j >= 0 else None for j in range(k - PAST, k)]
-        fut_xy, fut_valid = relative_points(ego_to_global, future)
+    def _sample(self, unit: Unit, scene_geometry: SceneGeometry, lidar_poses, times, can, k: int,
+                media: list[dict]) -> dict:
+        frame = unit.payload["frames"][k]
+        fut_xy, fut_valid = scene_geometry.window(k, range(1, FUTURE + 1))
         # history pads backwards: a missing early point repeats the oldest valid one
-        hist_xy, hist_valid = (list(reversed(x)) for x in relative_points(ego_to_global, past[::-1]))
+        hist_xy, hist_valid = (list(reversed(x)) for x in scene_geometry.window(k, range(-1, -PAST - 1, -1)))
         motion = can_bus_motion(can, frame["timestamp"])
         ego_source = "can_bus" if motion else "ego_pose"
         motion = motion or ego_motion(lidar_poses, times, k)
@@ -218,7 +156,7 @@ class NuScenesConverter(Converter):
             "ego": ego,
             "trajectory": {"frame": "ego_xfwd_yleft", "dt_s": DT, "xy": fut_xy, "valid": fut_valid},
             "command": command,
-            "objects": self._objects(frame, ego_to_global),
+            "objects": scene_geometry.objects[k],
             "meta": {"scene_name": scene["name"], "scene_description": scene["description"],
                      "location": unit.payload["location"], "version": unit.payload["version"],
                      "sample_token": frame["token"], "timestamp_us": frame["timestamp"],

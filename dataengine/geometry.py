@@ -107,32 +107,32 @@ def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     return uvw[:, :2] / uvw[:, 2:3]
 
 
-def project_boxes(corners_cam: np.ndarray, intrinsics: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes seen by several cameras at once: (C, N, 8, 3) camera-frame corners, (C, 3, 3)
-    intrinsics and (C, 2) image (width, height) -> visible (C, N) and xyxy (C, N, 4).
+def project_boxes(corners_cam: np.ndarray, intrinsics: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes in cameras, batched: (..., 8, 3) camera-frame corners, (..., 3, 3) intrinsics and
+    (..., 2) image (width, height), broadcast together -> visible (...) and xyxy (..., 4).
 
     Visible follows nuScenes-devkit `box_in_image(..., BoxVisibility.ANY)`: every corner is
     more than 0.1 m in front of the camera and at least one corner more than 1 m in front
     projects inside the image. The 2D box is the corners' extent clipped to the image.
     """
     z = corners_cam[..., 2]
-    uvw = corners_cam @ np.swapaxes(intrinsics, -1, -2)[:, None]
+    uvw = corners_cam @ np.swapaxes(intrinsics, -1, -2)
     with np.errstate(divide="ignore", invalid="ignore"):
         uv = uvw[..., :2] / uvw[..., 2:3]
-    size = np.asarray(sizes, dtype=float)[:, None, None, :]  # (C, 1, 1, 2)
+    size = np.asarray(sizes, dtype=float)[..., None, :]
     inside = (uv > 0).all(axis=-1) & (uv < size).all(axis=-1) & (z > 1)
     visible = (z > 0.1).all(axis=-1) & inside.any(axis=-1)
-    size = size[:, :, 0]
-    xyxy = np.concatenate([np.clip(uv.min(axis=2), 0, size), np.clip(uv.max(axis=2), 0, size)], axis=-1)
+    size = size[..., 0, :]
+    xyxy = np.concatenate([np.clip(uv.min(axis=-2), 0, size), np.clip(uv.max(axis=-2), 0, size)], axis=-1)
     return visible, xyxy
 
 
 def boxes_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int) -> list:
     """[x1, y1, x2, y2] per box of (N, 8, 3) camera-frame corners in one camera, or None
     where not visible (`project_boxes`' rule)."""
-    corners_cam = np.asarray(corners_cam, dtype=float).reshape(1, -1, 8, 3)
-    visible, xyxy = project_boxes(corners_cam, np.asarray(intrinsics, dtype=float)[None], [[width, height]])
-    return [[float(v) for v in box] if seen else None for seen, box in zip(visible[0], xyxy[0])]
+    corners_cam = np.asarray(corners_cam, dtype=float).reshape(-1, 8, 3)
+    visible, xyxy = project_boxes(corners_cam, np.asarray(intrinsics, dtype=float), [width, height])
+    return [[float(v) for v in box] if seen else None for seen, box in zip(visible, xyxy)]
 
 
 def box_2d_in_image(corners_cam: np.ndarray, intrinsics, width: int, height: int):
