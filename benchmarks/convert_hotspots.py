@@ -4,9 +4,16 @@ timed before and after the performance pass, in the same run, on the same genera
   - image size: PIL `Image.open(...).size` (before) vs the JPEG start-of-frame header walk
     `dataengine.media.check_image_bytes` (after);
   - tar members: `tarfile.TarFile.addfile` through a file object (before) vs
-    `dataengine.shards.TarShardWriter`'s direct GNU header + data writes (after);
+    `dataengine.shards.TarShardWriter`'s path: template headers and one `writev` per sample
+    of six images (after);
+  - tar member header: `tarfile.TarInfo.tobuf` (before) vs the filled-in template
+    `dataengine.shards._header` (after), byte-identical;
+  - sample JSON: the stdlib's sorted compact encoder (before) vs orjson (after), on the
+    samples of a generated nuScenes scene;
   - box projection: one `box_2d_in_image` call per box and camera (before) vs one batched
-    `boxes_2d_in_image` call per camera (after).
+    `boxes_2d_in_image` call per camera (after);
+  - keyframe geometry (ego windows, every box in the 6 cameras): one `SceneGeometry` per
+    keyframe (before) vs one per 40-keyframe scene (after).
 
     python benchmarks/convert_hotspots.py [--write-docs docs/performance.md]
 """
@@ -14,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import os
 import platform
 import sys
 import tarfile
@@ -27,10 +36,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from converters.nuscenes_fixture import render_jpeg  # noqa: E402
+from converters.nuscenes import NuScenesConverter  # noqa: E402
+from converters.nuscenes_fixture import make_nuscenes_root, render_jpeg  # noqa: E402
+from converters.nuscenes_scene import SceneGeometry  # noqa: E402
 from dataengine.geometry import box_2d_in_image, box_corners, boxes_2d_in_image, yaw_to_quat  # noqa: E402
 from dataengine.media import check_image_bytes  # noqa: E402
-from dataengine.shards import _member, _tarinfo  # noqa: E402
+from dataengine.shards import _header, _member, _tarinfo, _write_all, sample_json  # noqa: E402
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -55,14 +66,45 @@ def tar_members(jpegs: list[bytes], work: Path) -> tuple[float, float]:
                 for i, blob in enumerate(jpegs[k:k + 6]):
                     tar.addfile(_tarinfo(f"s{k}.img{i}.jpg", len(blob)), io.BytesIO(blob))
 
-    def with_members():  # what TarShardWriter.write does per member
-        with open(work / "after.tar", "wb") as f:
-            for k in range(0, len(jpegs) - 5, 6):
-                for i, blob in enumerate(jpegs[k:k + 6]):
-                    f.write(_member(f"s{k}.img{i}.jpg", blob))
+    def with_members():  # what TarShardWriter.write does per sample
+        fd = os.open(work / "after.tar", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        for k in range(0, len(jpegs) - 5, 6):
+            _write_all(fd, [c for i, blob in enumerate(jpegs[k:k + 6]) for c in _member(f"s{k}.img{i}.jpg", blob)])
+        os.close(fd)
 
     n = len(jpegs)
     return best_of(with_tarfile) / n, best_of(with_members) / n
+
+
+def headers(n: int) -> tuple[float, float]:
+    names = [(f"nuscenes-{i:032x}.img{i % 6}.jpg", 100_000 + i) for i in range(n)]
+    assert all(_header(*x) == _tarinfo(*x).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape") for x in names)
+    before = best_of(lambda: [_tarinfo(*x).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape") for x in names])
+    after = best_of(lambda: [_header(*x) for x in names])
+    return before / n, after / n
+
+
+def scene_frames(work: Path) -> tuple[list[dict], list[dict]]:
+    """One generated 40-keyframe scene: its keyframes, and its samples as the converter writes them."""
+    root = make_nuscenes_root(work / "nuscenes", version="v1.0-trainval", scenes_per_split=(1, 0), keyframes=40,
+                              width=160, height=90, objects=12, can_bus=False, image_pool=4)
+    converter = NuScenesConverter(root, None)
+    unit = converter.units()[0]
+    return unit.payload["frames"], [item.sample for item in converter.convert_unit(unit)]
+
+
+def json_encoding(samples: list[dict]) -> tuple[float, float]:
+    def stdlib():
+        for s in samples:
+            json.dumps(s, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    return best_of(stdlib) / len(samples), best_of(lambda: [sample_json(s) for s in samples]) / len(samples)
+
+
+def scene_geometry(frames: list[dict]) -> tuple[float, float]:
+    before = best_of(lambda: [SceneGeometry([f], [0]) for f in frames])
+    after = best_of(lambda: SceneGeometry(frames, list(range(len(frames)))))
+    return before / len(frames), after / len(frames)
 
 
 def projections(boxes: int, cameras: int) -> tuple[float, float]:
@@ -94,9 +136,13 @@ def main() -> int:
     rng = np.random.default_rng(0)
     jpegs = [render_jpeg(rng, 1600, 900, f"cam {i}", 68) for i in range(args.images)]
     with tempfile.TemporaryDirectory() as tmp:
+        frames, samples = scene_frames(Path(tmp))
         rows = [("image size per image", *image_sizes(jpegs)),
                 ("tar member per image (~120 KB)", *tar_members(jpegs, Path(tmp))),
-                ("box projection per box, 6 cameras", *projections(boxes=30, cameras=6))]
+                ("tar member header", *headers(2000)),
+                ("sample JSON per keyframe sample (12 boxes)", *json_encoding(samples)),
+                ("box projection per box, 6 cameras", *projections(boxes=30, cameras=6)),
+                ("keyframe geometry per keyframe (12 boxes)", *scene_geometry(frames))]
     table = ["| hot spot | before (us) | after (us) | speed-up |", "|---|---:|---:|---:|"]
     table += [f"| {name} | {b * 1e6:.1f} | {a * 1e6:.1f} | {b / a:.1f}x |" for name, b, a in rows]
     machine = f"{platform.machine()}, Python {platform.python_version()}, best of 5"

@@ -140,3 +140,12 @@ def test_stats_cli_empty_root_exits_2(tmp_path, capsys):
     assert main(["stats", str(tmp_path)]) == 2
     assert "no <dataset>/<split>/manifest.parquet" in capsys.readouterr().err
     assert not (tmp_path / INDEX).exists()
+
+
+def test_empty_manifest_round_trips(tmp_path):
+    """A split whose every record was quarantined still gets a manifest with the schema."""
+    from dataengine.manifest import manifest_schema, read_manifest, write_manifest
+
+    write_manifest([], tmp_path / "m.parquet")
+    table = read_manifest(tmp_path / "m.parquet")
+    assert table.num_rows == 0 and table.schema == manifest_schema()

@@ -15,6 +15,7 @@ from PIL import Image
 
 from conftest import convert
 from dataengine.converter import Converter, Quarantined, Record, Unit
+from dataengine.errors import UsageError
 from dataengine.manifest import read_manifest, read_quarantine
 from dataengine.validate import validate_root
 
@@ -151,3 +152,15 @@ def test_limit_converts_first_units_only(tmp_path, nuscenes_root, ray_session):
     assert result.cards["train"]["counts"]["units"] == 1
     assert result.cards["train"]["counts"]["samples"] == 10
     assert len(read_manifest(tmp_path / "nuscenes" / "train" / "manifest.parquet")) == 10
+
+
+def test_job_leaves_the_garbage_collector_as_it_found_it(tmp_path, nuscenes_root, ray_session):
+    """The job pauses the cyclic GC while listing and freezes the listed heap; afterwards the
+    GC is on again with nothing frozen, also when the job fails."""
+    import gc
+
+    convert("nuscenes", nuscenes_root, tmp_path / "out")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with pytest.raises(UsageError):
+        convert("nuscenes", tmp_path / "missing", tmp_path / "out2")
+    assert gc.isenabled() and gc.get_freeze_count() == 0

@@ -103,3 +103,60 @@ def test_dataset_reader_get_and_iter(nuscenes_shards):
     assert img.size == (80, 45) and img.mode == "RGB"
     with pytest.raises(KeyError, match="not in"):
         reader.get("nuscenes-nope")
+
+
+@pytest.mark.parametrize("size", [0, 1, 511, 512, 513, 123_456, 8 ** 11 - 1, 8 ** 11])
+def test_template_header_equals_tarfile(size):
+    """The filled-in template is byte for byte tarfile's GNU header, for short and long names
+    (over 100 bytes: tarfile's long-name members), non-ASCII names and base-256 sizes."""
+    from dataengine.shards import _header, _tarinfo
+
+    for name in ["a.json", "nuscenes-" + "f" * 32 + ".img5.jpg", "x" * 100, "y" * 101, "vidéo-ü.img0.jpg"]:
+        assert _header(name, size) == _tarinfo(name, size).tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+
+
+def test_short_writes_are_completed(tmp_path, monkeypatch):
+    """`writev` may write less than asked (signals, huge samples): the rest still lands, in order."""
+    import os
+
+    from dataengine import shards
+
+    real = os.writev
+    monkeypatch.setattr(shards.os, "writev", lambda fd, bufs: real(fd, [bytes(bufs[0])[:7]]))
+    chunks = [b"header" * 3, b"", b"data" * 1000, b"\0" * 5]
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    assert shards._write_all(fd, chunks) == sum(map(len, chunks))
+    os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"".join(chunks)
+
+
+def test_non_finite_number_is_an_error_not_null():
+    """orjson would write NaN as null: a sample carrying one is refused, naming the field."""
+    from dataengine.shards import sample_json
+
+    sample = seal(record(1))
+    assert b'"i":1' in sample_json(sample)
+    sample["meta"]["speed"] = [1.0, float("nan")]
+    with pytest.raises(ValueError, match=r"unit-001: meta.speed\[1\] is nan"):
+        sample_json(sample)
+    sample["meta"]["speed"] = None  # a real null is fine
+    assert b'"speed":null' in sample_json(sample)
+
+
+def test_writer_output_is_synced_and_complete(tmp_path, monkeypatch):
+    """Early writeback is asked for as a part grows, and a closed part is fdatasync'ed before
+    its ledger entry can name it."""
+    import os
+
+    from dataengine import shards
+
+    calls = []
+    monkeypatch.setattr(shards, "FLUSH_AFTER", 4096)
+    monkeypatch.setattr(shards.os, "posix_fadvise", lambda fd, off, n, advice: calls.append(("fadvise", off, n)))
+    real_sync = os.fdatasync
+    monkeypatch.setattr(shards.os, "fdatasync", lambda fd: (calls.append(("sync",)), real_sync(fd)))
+    parts, _ = write(tmp_path, n=3)
+    assert calls[-1] == ("sync",) and sum(c[0] == "fadvise" for c in calls) >= 2
+    flushed = [c for c in calls if c[0] == "fadvise"]
+    assert all(a[1] + a[2] == b[1] for a, b in zip(flushed, flushed[1:]))  # contiguous ranges
+    assert len(tarfile.open(parts[0]).getmembers()) == 9
