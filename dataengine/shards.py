@@ -128,6 +128,10 @@ def _write_all(fd: int, chunks: list[bytes]) -> int:
 
 
 FLUSH_AFTER = 8 * 1024 * 1024
+# Linux has both; macOS has neither fadvise (writeback then starts when the kernel likes) nor
+# fdatasync (fsync also syncs metadata: slower, as durable)
+_START_WRITEBACK = getattr(os, "posix_fadvise", None)
+_SYNC = getattr(os, "fdatasync", os.fsync)
 
 
 class TarShardWriter:
@@ -164,8 +168,8 @@ class TarShardWriter:
             self._open_next()
         start = self._pos
         self._pos += _write_all(self._fd, chunks)
-        if self._pos - self._flushed >= FLUSH_AFTER:
-            os.posix_fadvise(self._fd, self._flushed, self._pos - self._flushed, os.POSIX_FADV_DONTNEED)
+        if _START_WRITEBACK is not None and self._pos - self._flushed >= FLUSH_AFTER:
+            _START_WRITEBACK(self._fd, self._flushed, self._pos - self._flushed, os.POSIX_FADV_DONTNEED)
             self._flushed = self._pos
         return Written(len(self.parts) - 1, start, size)
 
@@ -174,6 +178,6 @@ class TarShardWriter:
         if self._fd is not None:
             end = self._pos + 2 * BLOCK
             self._pos += _write_all(self._fd, [bytes(2 * BLOCK + (-end % RECORD))])
-            os.fdatasync(self._fd)
+            _SYNC(self._fd)
             os.close(self._fd)
             self._fd = None

@@ -152,9 +152,8 @@ def test_writer_output_is_synced_and_complete(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(shards, "FLUSH_AFTER", 4096)
-    monkeypatch.setattr(shards.os, "posix_fadvise", lambda fd, off, n, advice: calls.append(("fadvise", off, n)))
-    real_sync = os.fdatasync
-    monkeypatch.setattr(shards.os, "fdatasync", lambda fd: (calls.append(("sync",)), real_sync(fd)))
+    monkeypatch.setattr(shards, "_START_WRITEBACK", lambda fd, off, n, advice: calls.append(("fadvise", off, n)))
+    monkeypatch.setattr(shards, "_SYNC", lambda fd: (calls.append(("sync",)), os.fsync(fd)))
     parts, _ = write(tmp_path, n=3)
     assert calls[-1] == ("sync",) and sum(c[0] == "fadvise" for c in calls) >= 2
     flushed = [c for c in calls if c[0] == "fadvise"]
