@@ -89,7 +89,7 @@ def scene_frames(work: Path) -> tuple[list[dict], list[dict]]:
     root = make_nuscenes_root(work / "nuscenes", version="v1.0-trainval", scenes_per_split=(1, 0), keyframes=40,
                               width=160, height=90, objects=12, can_bus=False, image_pool=4)
     converter = NuScenesConverter(root, None)
-    unit = converter.units()[0]
+    unit = next(iter(converter.units()))
     return unit.payload["frames"], [item.sample for item in converter.convert_unit(unit)]
 
 

@@ -82,8 +82,7 @@ class NuScenesConverter(Converter):
     def check_source(self) -> None:
         resolve_versions(self.src, self.options.version)
 
-    def units(self) -> list[Unit]:
-        units = []
+    def units(self) -> Iterator[Unit]:
         for version in resolve_versions(self.src, self.options.version):
             tables = NuScenesTables(self.src, version)
             splits = official_splits(version)
@@ -96,10 +95,9 @@ class NuScenesConverter(Converter):
                 except KeyError:
                     location = ""
                 frames = [tables.keyframe(s) for s in tables.scene_samples(scene["token"])]
-                units.append(Unit(id=scene["token"], split=splits[scene["name"]], payload={
+                yield Unit(id=scene["token"], split=splits[scene["name"]], payload={
                     "version": version, "scene": {k: scene[k] for k in ("token", "name", "description")},
-                    "location": location, "frames": frames}))
-        return units
+                    "location": location, "frames": frames})
 
     def convert_unit(self, unit: Unit) -> Iterator[Record | Quarantined]:
         frames = unit.payload["frames"]

@@ -15,7 +15,7 @@ import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterable, Iterator
 
 from dataengine.errors import UsageError
 
@@ -74,8 +74,9 @@ class Converter(ABC):
         """Raise UsageError (one line) when `src` is missing or is not this dataset."""
 
     @abstractmethod
-    def units(self) -> list[Unit]:
-        """The work units, in a deterministic order."""
+    def units(self) -> Iterable[Unit]:
+        """The work units, in a deterministic order: a list, or a generator, which the job
+        packs unit by unit so that no more than one unit's payload objects are alive."""
 
     @abstractmethod
     def convert_unit(self, unit: Unit) -> Iterator[Record | Quarantined]:

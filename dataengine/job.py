@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import os
+import pickle
 import sys
 import time
 from collections import deque
@@ -49,18 +50,41 @@ class JobResult:
     units_run: int = 0
 
 
-def _task(cls: type[Converter], src: str, options: Any, batch: list[tuple[Unit, str]], shard_bytes: int) -> list[dict]:
+@dataclass(frozen=True)
+class PackedUnit:
+    """A unit as the driver holds it from listing to dispatch: the payload pickled (about a
+    tenth of the memory its Python objects take, and one bytes object for Ray to ship), and
+    the sha1 of its canonical JSON, which the job id is made of."""
+
+    id: str
+    split: str
+    blob: bytes
+    digest: bytes
+
+    @classmethod
+    def pack(cls, unit: Unit) -> PackedUnit:
+        canonical = orjson.dumps([unit.id, unit.split, unit.payload], default=str,
+                                 option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+        return cls(unit.id, unit.split, pickle.dumps(unit.payload, protocol=5), hashlib.sha1(canonical).digest())
+
+    def unpack(self) -> Unit:
+        return Unit(self.id, self.split, pickle.loads(self.blob))
+
+
+def _task(cls: type[Converter], src: str, options: Any, batch: list[tuple[PackedUnit, str]],
+          shard_bytes: int) -> list[dict]:
     """Convert a batch of units in one Ray task; each unit still reaches the ledger on its own."""
     converter = cls(Path(src), options)
     out = []
-    for unit, split_dir in batch:
+    for packed, split_dir in batch:
+        unit = packed.unpack()
         summary = convert_unit(converter, unit, Path(split_dir), shard_bytes)
         out.append({"unit": unit.id, "samples": summary["samples"], "quarantined": len(summary["quarantine"]),
                     "bytes": summary["bytes"]})
     return out
 
 
-def _batches(todo: list[tuple[Unit, Path]], cpus: int) -> list[list[tuple[Unit, str]]]:
+def _batches(todo: list[tuple[PackedUnit, Path]], cpus: int) -> list[list[tuple[PackedUnit, str]]]:
     """Group units so there are about 16 tasks per CPU: thousands of tiny units (BDD-X rows)
     would otherwise pay Ray's per-task cost each, while big units (scenes) stay one per task."""
     size = max(1, min(64, len(todo) // (16 * cpus)))
@@ -68,13 +92,12 @@ def _batches(todo: list[tuple[Unit, Path]], cpus: int) -> list[list[tuple[Unit, 
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _job_id(converter: Converter, units: list[Unit], shard_bytes: int) -> str:
+def _job_id(converter: Converter, units: list[PackedUnit], shard_bytes: int) -> str:
     """Hash of everything the output depends on: converter, options, every unit's metadata."""
     digest = hashlib.sha1(json.dumps([converter.name, converter.version, SCHEMA_VERSION,
                                       options_dict(converter.options), shard_bytes], sort_keys=True).encode())
-    for u in units:  # one unit at a time: no corpus-sized JSON string in memory
-        digest.update(orjson.dumps([u.id, u.split, u.payload], default=str,
-                                   option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY))
+    for u in units:
+        digest.update(u.digest)
     return digest.hexdigest()
 
 
@@ -176,17 +199,18 @@ def _run_job(cfg: JobConfig, listed) -> JobResult:
     converter = cls(cfg.src, cfg.options)
     converter.check_source()
     warming = _warm_workers(cls)
-    by_split: dict[str, list[Unit]] = {}
-    for unit in sorted(converter.units(), key=lambda u: u.id):
+    by_split: dict[str, list[PackedUnit]] = {}
+    for unit in converter.units():  # packed as they come: a generator's payloads never pile up
         check_unit_id(unit)
         if not cfg.splits or unit.split in cfg.splits:
-            by_split.setdefault(unit.split, []).append(unit)
+            by_split.setdefault(unit.split, []).append(PackedUnit.pack(unit))
+    by_split = {split: sorted(units, key=lambda u: u.id) for split, units in by_split.items()}
     listed()
     if cfg.limit is not None:
         by_split = {s: us[: cfg.limit] for s, us in by_split.items()}
 
     result = JobResult()
-    todo: list[tuple[Unit, Path]] = []
+    todo: list[tuple[PackedUnit, Path]] = []
     plans = {}
     for split, units in sorted(by_split.items()):
         split_dir = Path(cfg.out) / cfg.dataset / split
@@ -210,13 +234,13 @@ def _run_job(cfg: JobConfig, listed) -> JobResult:
             "source": {"root": str(cfg.src), "fingerprint": job_id},
             "job_id": job_id, "created_by": _created_by(cfg, converter),
         }
-        result.cards[split] = finalize(split_dir, units, card)
+        result.cards[split] = finalize(split_dir, [u.id for u in units], card)
     if warming:
         sys.modules["ray"].get(warming)
     return result
 
 
-def _run_units(cfg: JobConfig, converter: Converter, todo: list[tuple[Unit, Path]]) -> None:
+def _run_units(cfg: JobConfig, converter: Converter, todo: list[tuple[PackedUnit, Path]]) -> None:
     import ray
 
     started = _init_ray(cfg)

@@ -85,13 +85,14 @@ def is_up_to_date(split_dir: Path, job_id: str) -> bool:
             and json.loads(card.read_text()).get("job_id") == job_id)
 
 
-def finalize(split_dir: Path, units: list[Unit], card: dict) -> dict:
-    """Commit the staged parts as numbered shards and write manifest, quarantine, card."""
+def finalize(split_dir: Path, unit_ids: list[str], card: dict) -> dict:
+    """Commit the staged parts of the units (in this order) as numbered shards and write the
+    manifest, quarantine and card."""
     work = split_dir / WORK
     rows, quarantine, seen = [], [], {}
     shard_index = 0
-    for unit in units:
-        summary = orjson.loads((work / "done" / f"{unit.id}.json").read_bytes())
+    for unit_id in unit_ids:
+        summary = orjson.loads((work / "done" / f"{unit_id}.json").read_bytes())
         names = []
         for part in summary["parts"]:
             name = f"shard-{shard_index:06d}.tar"
@@ -102,8 +103,8 @@ def finalize(split_dir: Path, units: list[Unit], card: dict) -> dict:
             shard_index += 1
         for row in summary["rows"]:
             if row["key"] in seen:
-                raise ValueError(f"sample key {row['key']!r} produced by units {seen[row['key']]} and {unit.id}")
-            seen[row["key"]] = unit.id
+                raise ValueError(f"sample key {row['key']!r} produced by units {seen[row['key']]} and {unit_id}")
+            seen[row["key"]] = unit_id
             row["shard"] = names[row.pop("part")]
             rows.append(row)
         quarantine.extend(summary["quarantine"])
@@ -111,7 +112,7 @@ def finalize(split_dir: Path, units: list[Unit], card: dict) -> dict:
     write_quarantine(quarantine, split_dir / QUARANTINE)
     card = dict(card)
     card["counts"] = {
-        "units": len(units), "samples": len(rows), "quarantined": len(quarantine),
+        "units": len(unit_ids), "samples": len(rows), "quarantined": len(quarantine),
         "records_in": len(rows) + len(quarantine), "shards": shard_index,
         "bytes": sum((split_dir / f"shard-{i:06d}.tar").stat().st_size for i in range(shard_index)),
     }

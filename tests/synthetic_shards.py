@@ -83,6 +83,6 @@ def write_split(root: Path, dataset: str, split: str, items: list[Record | Quara
     unit = Unit(id="u0", split=split)
     prepare(split_dir, job_id=f"synthetic-{dataset}-{split}")
     convert_unit(_ListConverter(items), unit, split_dir, shard_bytes=1 << 30)
-    finalize(split_dir, [unit], {"dataset": dataset, "split": split, "converter": {"name": "synthetic", "version": "0"},
+    finalize(split_dir, [unit.id], {"dataset": dataset, "split": split, "converter": {"name": "synthetic", "version": "0"},
                                   "created_by": f"synthetic_shards.write_split {dataset} {split}"})
     return split_dir
