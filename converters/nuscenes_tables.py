@@ -18,11 +18,13 @@ import orjson
 
 from dataengine.cameras import NUSCENES_ORDER
 from dataengine.errors import UsageError
+from dataengine.json_rows import stream_rows
 
 TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose",
           "log", "scene", "sample", "sample_data", "sample_annotation", "map")
 VERSIONS = ("v1.0-trainval", "v1.0-test", "v1.0-mini")
 LIDAR = "LIDAR_TOP"
+STREAM_BYTES = 64 * 1024 * 1024
 
 
 def find_versions(root: Path) -> list[str]:
@@ -69,15 +71,16 @@ def _parse_table(data: bytes, path: Path):
 class NuScenesTables:
     """Token-indexed tables of one nuScenes version (key-frame sample_data and their poses)."""
 
-    def __init__(self, root: Path, version: str):
+    def __init__(self, root: Path, version: str, stream_bytes: int = STREAM_BYTES):
         self.root = Path(root)
         self.version = version
+        self.stream_bytes = stream_bytes
         # Sweeps are ~90% of sample_data and of ego_pose (2.6M rows each in trainval) and no
         # converter reads them: keep key frames and the poses they point to, loading
         # sample_data first so the full ego_pose list is never held beside it.
-        self.t = {"sample_data": [sd for sd in self._load("sample_data") if sd.get("is_key_frame")]}
+        self.t = {"sample_data": self._load("sample_data", keep=lambda sd: bool(sd.get("is_key_frame")))}
         poses = {sd["ego_pose_token"] for sd in self.t["sample_data"]}
-        self.t["ego_pose"] = [p for p in self._load("ego_pose") if p["token"] in poses]
+        self.t["ego_pose"] = self._load("ego_pose", keep=lambda p: p["token"] in poses)
         for name in TABLES:
             if name not in self.t:
                 self.t[name] = self._load(name)
@@ -93,12 +96,17 @@ class NuScenesTables:
         for s in self.t["sample"]:
             self._samples_of_scene.setdefault(s["scene_token"], []).append(s)
 
-    def _load(self, name: str) -> list[dict]:
+    def _load(self, name: str, keep=None) -> list[dict]:
+        """A table's rows (those `keep` is true for). A table over `STREAM_BYTES` that is
+        filtered (trainval's sample_data and ego_pose) is streamed: parsed whole, its
+        sweeps would take GBs before the filter dropped them."""
         path = self.root / self.version / f"{name}.json"
+        if keep is not None and path.stat().st_size > self.stream_bytes:
+            return stream_rows(path, keep)
         rows = _parse_table(path.read_bytes(), path)
         if not isinstance(rows, list):
             raise UsageError(f"{path} is not a nuScenes table (expected a JSON list)")
-        return rows
+        return rows if keep is None else [r for r in rows if keep(r)]
 
     def get(self, table: str, token: str) -> dict:
         """The row, or KeyError with a message naming the table and token."""

@@ -1,0 +1,55 @@
+"""The rows of a large JSON array that a predicate keeps, read in chunks.
+
+nuScenes trainval's `sample_data.json` and `ego_pose.json` hold 2.6M rows each, ~90% of
+them sweeps no converter reads. Parsed whole, the two take several GB of Python objects
+before the filter runs; streamed, memory stays at one chunk of text plus the rows kept.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Callable
+
+from dataengine.errors import UsageError
+
+CHUNK_CHARS = 16 * 1024 * 1024
+_GAP = re.compile(r"[\s,]*")
+
+
+def stream_rows(path: Path, keep: Callable[[dict], bool], chunk_chars: int = CHUNK_CHARS) -> list:
+    """The elements of the JSON array in `path` for which `keep` is true, in file order.
+
+    Elements are decoded one by one with the stdlib decoder (which, like the nuScenes
+    devkit's `json.load`, reads NaN); one cut by a chunk's end is decoded again with the
+    next chunk appended. Anything but an array of values is a UsageError naming the file.
+    """
+    decoder = json.JSONDecoder()
+    rows: list = []
+    with open(path, encoding="utf-8") as f:
+        buf = f.read(chunk_chars).lstrip()
+        if not buf.startswith("["):
+            raise UsageError(f"{path} is not a nuScenes table (expected a JSON list)")
+        pos, ended, eof = 1, False, False
+        while not ended:
+            pos = _GAP.match(buf, pos).end()
+            if pos < len(buf) and buf[pos] == "]":
+                ended = True
+                continue
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+                if end == len(buf) and not eof:
+                    raise json.JSONDecodeError("value may continue in the next chunk", buf, pos)
+            except json.JSONDecodeError as exc:
+                if eof:
+                    raise UsageError(f"{path} is not valid JSON ({exc.msg} near character {exc.pos})") from None
+                more = f.read(chunk_chars)
+                eof = not more
+                buf, pos = buf[pos:] + more, 0
+                continue
+            if keep(value):
+                rows.append(value)
+            pos = end
+        if (buf[pos + 1:] + f.read()).strip():
+            raise UsageError(f"{path} is not valid JSON (text after the closing ']')")
+    return rows
