@@ -15,6 +15,7 @@ import os
 import pickle
 import sys
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +53,10 @@ class JobResult:
 
 @dataclass(frozen=True)
 class PackedUnit:
-    """A unit as the driver holds it from listing to dispatch: the payload pickled (about a
-    tenth of the memory its Python objects take, and one bytes object for Ray to ship), and
-    the sha1 of its canonical JSON, which the job id is made of."""
+    """A unit as the driver holds it from listing to dispatch: the payload pickled and
+    zlib-compressed (a nuScenes scene: ~2 MB of Python objects, 104 KB pickled, 25 KB
+    compressed, which Ray then ships inline with the task instead of through its object
+    store), and the sha1 of its canonical JSON, which the job id is made of."""
 
     id: str
     split: str
@@ -65,10 +67,11 @@ class PackedUnit:
     def pack(cls, unit: Unit) -> PackedUnit:
         canonical = orjson.dumps([unit.id, unit.split, unit.payload], default=str,
                                  option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-        return cls(unit.id, unit.split, pickle.dumps(unit.payload, protocol=5), hashlib.sha1(canonical).digest())
+        blob = zlib.compress(pickle.dumps(unit.payload, protocol=5), 1)
+        return cls(unit.id, unit.split, blob, hashlib.sha1(canonical).digest())
 
     def unpack(self) -> Unit:
-        return Unit(self.id, self.split, pickle.loads(self.blob))
+        return Unit(self.id, self.split, pickle.loads(zlib.decompress(self.blob)))
 
 
 def _task(cls: type[Converter], src: str, options: Any, batch: list[tuple[PackedUnit, str]],
