@@ -149,7 +149,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quality", type=int, default=68, help="JPEG quality of the generated images")
     parser.add_argument("--quick", action="store_true", help="200 keyframes (a smoke run)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating tar/conversion runs per scale (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating tar/conversion runs per scale (medians)")
     parser.add_argument("--work", default="bench-out/convert")
     parser.add_argument("--keep", action="store_true", help="keep the generated roots for the next run")
     parser.add_argument("--write-docs", default=None, help="rewrite this section of docs/performance.md")

@@ -54,7 +54,7 @@ class JobResult:
 @dataclass(frozen=True)
 class PackedUnit:
     """A unit as the driver holds it from listing to dispatch: the payload pickled and
-    zlib-compressed (a nuScenes scene: ~2 MB of Python objects, 104 KB pickled, 25 KB
+    zlib-compressed (a nuScenes scene: ~1 MB of Python objects, 104 KB pickled, 25 KB
     compressed, which Ray then ships inline with the task instead of through its object
     store), and the sha1 of its canonical JSON, which the job id is made of."""
 
