@@ -6,7 +6,6 @@ through the object store; image bytes go straight from the source files into the
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import importlib
@@ -176,28 +175,34 @@ def _warm_workers(cls: type[Converter]) -> list:
     return [remote.remote(cls.__module__) for _ in range(cpus)]
 
 
-@contextlib.contextmanager
-def _gc_frozen_after_listing():
-    """Listing units builds a large acyclic heap (a table index, the unit payloads) that the
-    cyclic GC would rescan as it grows (40% of listing time) and on every later collection
-    (0.1 s of a 2,000-keyframe job's finish). Collect nothing while listing, then freeze
-    what was built for the rest of the job (`gc.freeze`), and give it back at the end."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield lambda: (gc.freeze(), enabled and gc.enable())
-    finally:
+class _ListingGC:
+    """Listing units builds a large acyclic heap (a table index) that the cyclic GC would
+    rescan as it grows (40% of listing time) and on every later collection (0.1 s of a
+    2,000-keyframe job's finish). Collect nothing while listing; once `listed`, freeze what
+    was built for the rest of the job (`gc.freeze`); give it back to the GC at the end."""
+
+    def __enter__(self) -> _ListingGC:
+        self.enabled = gc.isenabled()
+        gc.disable()
+        return self
+
+    def listed(self) -> None:
+        gc.freeze()
+        if self.enabled:
+            gc.enable()
+
+    def __exit__(self, *exc) -> None:
         gc.unfreeze()
-        if enabled:
+        if self.enabled:
             gc.enable()
 
 
 def run_job(cfg: JobConfig) -> JobResult:
-    with _gc_frozen_after_listing() as listed:
-        return _run_job(cfg, listed)
+    with _ListingGC() as listing_gc:
+        return _run_job(cfg, listing_gc)
 
 
-def _run_job(cfg: JobConfig, listed) -> JobResult:
+def _run_job(cfg: JobConfig, listing_gc: _ListingGC) -> JobResult:
     cls = get(cfg.dataset)
     converter = cls(cfg.src, cfg.options)
     converter.check_source()
@@ -208,7 +213,7 @@ def _run_job(cfg: JobConfig, listed) -> JobResult:
         if not cfg.splits or unit.split in cfg.splits:
             by_split.setdefault(unit.split, []).append(PackedUnit.pack(unit))
     by_split = {split: sorted(units, key=lambda u: u.id) for split, units in by_split.items()}
-    listed()
+    listing_gc.listed()
     if cfg.limit is not None:
         by_split = {s: us[: cfg.limit] for s, us in by_split.items()}
 
