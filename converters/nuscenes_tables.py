@@ -60,8 +60,11 @@ def _parse_table(data: bytes, path: Path):
     what only it reads: NaN and Infinity, which the devkit's `json.load` accepts too."""
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass  # not strict JSON: try the devkit's dialect below, which reports the error
+    except orjson.JSONDecodeError:  # not strict JSON: the devkit's dialect, which reports the error
+        return _parse_devkit_json(data, path)
+
+
+def _parse_devkit_json(data: bytes, path: Path):
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -48,19 +48,12 @@ def matrix_yaw(rot: np.ndarray) -> float:
 
 
 def pose_matrix(translation, rotation) -> np.ndarray:
-    """4x4 homogeneous transform from a translation and a (w, x, y, z) quaternion."""
-    m = np.eye(4)
-    m[:3, :3] = quat_to_matrix(rotation)
-    m[:3, 3] = np.asarray(translation, dtype=float)
-    return m
-
-
-def pose_matrices(translations, rotations) -> np.ndarray:
-    """(N, 4, 4) transforms from (N, 3) translations and (N, 4) quaternions, in one batch."""
-    rotations = np.asarray(rotations, dtype=float)
-    m = np.zeros(rotations.shape[:-1] + (4, 4))
-    m[..., :3, :3] = quat_to_matrix(rotations)
-    m[..., :3, 3] = np.asarray(translations, dtype=float)
+    """Homogeneous transform from a translation and a (w, x, y, z) quaternion: (3,), (4,)
+    -> (4, 4), or a batch (..., 3), (..., 4) -> (..., 4, 4) in one go."""
+    rotation = np.asarray(rotation, dtype=float)
+    m = np.zeros(rotation.shape[:-1] + (4, 4))
+    m[..., :3, :3] = quat_to_matrix(rotation)
+    m[..., :3, 3] = np.asarray(translation, dtype=float)
     m[..., 3, 3] = 1.0
     return m
 

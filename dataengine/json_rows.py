@@ -26,30 +26,41 @@ def stream_rows(path: Path, keep: Callable[[dict], bool], chunk_chars: int = CHU
     """
     decoder = json.JSONDecoder()
     rows: list = []
+
+    def bad(what: str) -> UsageError:
+        return UsageError(f"{path} is not valid JSON ({what})")
+
     with open(path, encoding="utf-8") as f:
         buf = f.read(chunk_chars).lstrip()
         if not buf.startswith("["):
             raise UsageError(f"{path} is not a nuScenes table (expected a JSON list)")
-        pos, ended, eof = 1, False, False
-        while not ended:
-            pos = _GAP.match(buf, pos).end()
+        pos, eof, after_value, commas = 1, False, False, 0
+        while True:
+            gap = _GAP.match(buf, pos).end()  # whitespace and commas, counted across chunks
+            commas += buf.count(",", pos, gap)
+            pos = gap
             if pos < len(buf) and buf[pos] == "]":
-                ended = True
-                continue
+                if commas:
+                    raise bad("a ',' before the closing ']'")
+                break
+            if pos < len(buf) and commas != int(after_value):
+                raise bad(f"expected one ',' between elements near character {pos}")
             try:
+                if pos == len(buf):
+                    raise json.JSONDecodeError("the chunk ends here", buf, pos)
                 value, end = decoder.raw_decode(buf, pos)
                 if end == len(buf) and not eof:
                     raise json.JSONDecodeError("value may continue in the next chunk", buf, pos)
             except json.JSONDecodeError as exc:
                 if eof:
-                    raise UsageError(f"{path} is not valid JSON ({exc.msg} near character {exc.pos})") from None
+                    raise bad(f"{exc.msg} near character {exc.pos}") from None
                 more = f.read(chunk_chars)
                 eof = not more
                 buf, pos = buf[pos:] + more, 0
                 continue
             if keep(value):
                 rows.append(value)
-            pos = end
+            pos, after_value, commas = end, True, 0
         if (buf[pos + 1:] + f.read()).strip():
-            raise UsageError(f"{path} is not valid JSON (text after the closing ']')")
+            raise bad("text after the closing ']'")
     return rows

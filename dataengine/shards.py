@@ -105,12 +105,12 @@ def _header(name: str, size: int) -> bytes:
                      _TEMPLATE[156:]))
 
 
+_ZEROS = bytes(BLOCK)
+
+
 def _member(name: str, data: bytes) -> list[bytes]:
     """One tar member as the chunks to write: header, data, zero padding to 512 bytes."""
     return [_header(name, len(data)), data, _ZEROS[:-len(data) % BLOCK]]
-
-
-_ZEROS = bytes(BLOCK)
 
 
 def _write_all(fd: int, chunks: list[bytes]) -> int:

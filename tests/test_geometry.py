@@ -8,7 +8,7 @@ from pyquaternion import Quaternion
 
 from converters.nuscenes import NuScenesConverter
 from converters.nuscenes_scene import SceneGeometry
-from dataengine.geometry import (box_corners, boxes_2d_in_image, invert, matrix_yaw, pose_matrices, project_boxes,
+from dataengine.geometry import (box_corners, boxes_2d_in_image, invert, matrix_yaw, pose_matrix, project_boxes,
                                  quat_to_matrix, quat_yaw, yaw_to_quat)
 
 
@@ -25,7 +25,7 @@ def test_quaternions_match_pyquaternion_single_and_batched():
 
 def test_batched_poses_invert():
     rng = np.random.default_rng(1)
-    m = pose_matrices(rng.normal(size=(7, 3)) * 100, rng.normal(size=(7, 4)))
+    m = pose_matrix(rng.normal(size=(7, 3)) * 100, rng.normal(size=(7, 4)))
     assert np.allclose(invert(m) @ m, np.eye(4), atol=1e-9)
     assert np.allclose(invert(m[3]), np.linalg.inv(m[3]), atol=1e-9)
 

@@ -17,13 +17,14 @@ def test_same_rows_as_a_whole_parse_at_every_chunk_size(tmp_path):
     path.write_text(json.dumps(rows, indent=2))
     keep = lambda r: r["is_key_frame"]  # noqa: E731
     expected = [r for r in json.loads(path.read_text()) if keep(r)]
-    for chunk in (1, 2, 7, 64, 1000, 1 << 20):
+    for chunk in (1, 2, 7, 64, 1000, 1 << 20):  # every cut: inside values, gaps and commas
         got = stream_rows(path, keep, chunk_chars=chunk)
         assert json.dumps(got) == json.dumps(expected)
     assert math.isnan(stream_rows(path, lambda r: r["token"] == "t7")[0]["v"])
 
 
-@pytest.mark.parametrize("text", ['{"a": 1}', '[{"a": 1}, {"a": 2', '[{"a": 1}] x', ""])
+@pytest.mark.parametrize("text", ['{"a": 1}', '[{"a": 1}, {"a": 2', '[{"a": 1}] x', "", '[{"a": 1},, {"a": 2}]',
+                                  '[{"a": 1} {"a": 2}]', '[{"a": 1},]', '[, {"a": 1}]', '[{"a": 1}'])
 def test_not_an_array_is_a_usage_error_naming_the_file(tmp_path, text):
     path = tmp_path / "bad.json"
     path.write_text(text)
