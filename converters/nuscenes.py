@@ -22,7 +22,7 @@ from typing import Iterator
 
 from converters.nuscenes_media import camera_media
 from converters.nuscenes_scene import SceneGeometry, finite_pose
-from converters.nuscenes_tables import LIDAR, NuScenesTables, official_splits, resolve_versions
+from converters.nuscenes_tables import NuScenesTables, official_splits, resolve_versions
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
 from dataengine.geometry import quat_yaw
@@ -37,10 +37,15 @@ class NuScenesOptions:
 
 
 def ego_motion(poses: list[dict | None], times: list[float], k: int) -> dict:
-    """Speed, acceleration and yaw rate at keyframe k from neighbouring keyframe poses."""
+    """Speed, acceleration and yaw rate at keyframe k from neighbouring keyframe poses (None:
+    missing or non-finite). Speed is a central difference, one-sided at a scene's ends and
+    next to a missing pose."""
     def velocity(i: int):
-        lo, hi = max(i - 1, 0), min(i + 1, len(poses) - 1)
-        if lo == hi or poses[lo] is None or poses[hi] is None:
+        if poses[i] is None:
+            return None
+        lo = i - 1 if i > 0 and poses[i - 1] is not None else i
+        hi = i + 1 if i + 1 < len(poses) and poses[i + 1] is not None else i
+        if lo == hi:
             return None
         dx, dy = (poses[hi]["translation"][i] - poses[lo]["translation"][i] for i in (0, 1))
         return math.sqrt(dx * dx + dy * dy) / (times[hi] - times[lo])
@@ -101,7 +106,6 @@ class NuScenesConverter(Converter):
 
     def convert_unit(self, unit: Unit) -> Iterator[Record | Quarantined]:
         frames = unit.payload["frames"]
-        lidar_poses = [f["sensors"].get(LIDAR, {}).get("ego_pose") for f in frames]
         times = [f["timestamp"] / 1e6 for f in frames]
         can = self._can_bus(unit.payload["scene"]["name"])
         problems = [self._problem(frame) for frame in frames]
@@ -114,7 +118,7 @@ class NuScenesConverter(Converter):
             if reason:
                 yield Quarantined(frame["token"], reason)
                 continue
-            yield Record(self._sample(unit, scene, lidar_poses, times, can, k, media), blobs)
+            yield Record(self._sample(unit, scene, times, can, k, media), blobs)
 
     def _can_bus(self, scene_name: str) -> list[dict]:
         path = self.src / "can_bus" / f"{scene_name}_pose.json"
@@ -129,15 +133,14 @@ class NuScenesConverter(Converter):
             return f"non-finite ego_pose: {', '.join(sorted(bad))}"
         return None
 
-    def _sample(self, unit: Unit, scene_geometry: SceneGeometry, lidar_poses, times, can, k: int,
-                media: list[dict]) -> dict:
+    def _sample(self, unit: Unit, scene_geometry: SceneGeometry, times, can, k: int, media: list[dict]) -> dict:
         frame = unit.payload["frames"][k]
         fut_xy, fut_valid = scene_geometry.window(k, range(1, FUTURE + 1))
         # history pads backwards: a missing early point repeats the oldest valid one
         hist_xy, hist_valid = (list(reversed(x)) for x in scene_geometry.window(k, range(-1, -PAST - 1, -1)))
         motion = can_bus_motion(can, frame["timestamp"])
         ego_source = "can_bus" if motion else "ego_pose"
-        motion = motion or ego_motion(lidar_poses, times, k)
+        motion = motion or ego_motion(scene_geometry.poses, times, k)
         command = command_from_future(fut_xy, fut_valid)
         ego = {**motion, "history_xy": hist_xy, "history_valid": hist_valid}
         scene = unit.payload["scene"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from converters.nuscenes_tables import LIDAR
 from dataengine.cameras import NUSCENES_ORDER, canonical
-from dataengine.geometry import box_corners, invert, pose_matrices, project_boxes, quat_to_matrix
+from dataengine.geometry import box_corners, invert, pose_matrix, project_boxes, quat_to_matrix
 from dataengine.trajectory import clean
 
 CAMERAS = [canonical("nuscenes", channel) for channel in NUSCENES_ORDER]
@@ -32,10 +32,11 @@ class SceneGeometry:
     def __init__(self, frames: list[dict], usable: list[int]):
         poses = [f["sensors"].get(LIDAR, {}).get("ego_pose") for f in frames]
         self.valid = [finite_pose(p) for p in poses]
+        self.poses = [p if ok else None for p, ok in zip(poses, self.valid)]  # the ego's; None: missing or bad
         ok = [k for k, v in enumerate(self.valid) if v]
         self.ego_to_global = np.tile(np.eye(4), (len(frames), 1, 1))
         if ok:
-            self.ego_to_global[ok] = pose_matrices([poses[k]["translation"] for k in ok],
+            self.ego_to_global[ok] = pose_matrix([poses[k]["translation"] for k in ok],
                                                    [poses[k]["rotation"] for k in ok])
         self.world_to_ego = invert(self.ego_to_global)
         # position of keyframe j in the ego frame of keyframe k: (k, j, xy)
@@ -68,9 +69,9 @@ class SceneGeometry:
         owner = np.repeat(keyframes, [len(frames[k]["annotations"]) for k in keyframes])
         cams = [frames[k]["sensors"][channel] for k in keyframes for channel in NUSCENES_ORDER]
         shape = (len(keyframes), len(NUSCENES_ORDER))
-        cam_to_ego = pose_matrices([c["calibration"]["translation"] for c in cams],
+        cam_to_ego = pose_matrix([c["calibration"]["translation"] for c in cams],
                                    [c["calibration"]["rotation"] for c in cams])
-        ego_to_world = pose_matrices([c["ego_pose"]["translation"] for c in cams],
+        ego_to_world = pose_matrix([c["ego_pose"]["translation"] for c in cams],
                                      [c["ego_pose"]["rotation"] for c in cams])
         world_to_cam = (invert(cam_to_ego) @ invert(ego_to_world)).reshape(shape + (4, 4))
         intrinsics = np.array([c["calibration"]["camera_intrinsic"] for c in cams], dtype=float).reshape(shape + (3, 3))

@@ -176,6 +176,23 @@ def test_bad_records_are_quarantined_with_reasons(tmp_path, ray_session):
     assert fifth["ego"]["history_xy"][2] == fifth["ego"]["history_xy"][3]
 
 
+def test_neighbours_of_a_bad_pose_keep_finite_ego_motion(tmp_path, ray_session):
+    """Without a CAN bus, ego motion comes from neighbouring poses: a NaN pose is skipped
+    (one-sided difference), never turned into a NaN speed that fails the whole scene."""
+    root = make_nuscenes_root(tmp_path / "root", scenes_per_split=(1, 0), keyframes=8, objects=2, can_bus=False)
+    t = load_tables(root)
+    samples = sorted(t["sample"], key=lambda s: s["timestamp"])
+    lidar = {sd["sample_token"]: sd["ego_pose_token"] for sd in t["sample_data"] if "LIDAR_TOP" in sd["filename"]}
+    next(p for p in t["ego_pose"] if p["token"] == lidar[samples[3]["token"]])["translation"][0] = float("nan")
+    save_tables(root, t)
+    counts = convert("nuscenes", root, tmp_path / "out").cards["train"]["counts"]
+    assert (counts["samples"], counts["quarantined"]) == (7, 1)
+    written = DatasetReader(tmp_path / "out", "nuscenes", "train")
+    for k in (2, 4):
+        ego = written.get(f"nuscenes-{samples[k]['token']}").sample["ego"]
+        assert ego["speed_mps"] > 1.0 and math.isfinite(ego["accel_mps2"])
+
+
 @pytest.mark.parametrize("make_src, message", [
     (lambda tmp: tmp / "does-not-exist", "does not exist"),
     (lambda tmp: tmp, "is not a nuScenes root"),
