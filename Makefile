@@ -28,7 +28,7 @@ test: setup
 
 # the whole pipeline on generated data: reports/demo/index.html
 demo: setup
-	$(PY) -m dataengine.demo --out $(DEMO) --report reports/demo --workers $(WORKERS)
+	$(PY) -m demo --out $(DEMO) --report reports/demo --workers $(WORKERS)
 
 # Convert a real nuScenes root: make shards NUSCENES=/data/nuscenes [SHARDS=shards] [WORKERS=8]
 shards: setup

@@ -130,7 +130,7 @@ def run_demo(out: Path, report: Path, workers: int, datasets: list[str] | None, 
           "--shards", str(shards), "--out", str(out / "eval"), "--limit", str(limit), "--max-new-tokens", "24"],
          out / "logs" / "eval.log")
     steps(f"writing the report: {report / 'index.html'}")
-    from dataengine.demo_report import write_report
+    from demo.report import write_report
 
     write_report(out, report)
     print(f"demo done in {time.perf_counter() - steps.start:.0f} s: open {report / 'index.html'}")
