@@ -15,7 +15,6 @@ overlapping evaluation sample and what it shares with which training dataset).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -184,34 +183,3 @@ def to_json(result: AuditResult) -> dict:
         "pairs": [asdict(p) for p in result.pairs],
         "unseen_leaks": [asdict(p) for p in leaks],
     }
-
-
-def write_report(result: AuditResult, out: Path) -> list[Path]:
-    """Write audit.json, audit.md, audit.png and overlaps.jsonl under `out`; returns the paths."""
-    from dataengine.audit_report import markdown, plot_heatmap
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "audit.json", out / "audit.md", out / "audit.png", out / "overlaps.jsonl"]
-    paths[0].write_text(json.dumps(to_json(result), indent=2, sort_keys=True) + "\n")
-    paths[1].write_text(markdown(result))
-    plot_heatmap(result, paths[2])
-    with open(paths[3], "w") as f:
-        for entry in result.overlaps:
-            f.write(json.dumps(entry, sort_keys=True) + "\n")
-    return paths
-
-
-def main(cfg: AuditConfig) -> int:
-    """The CLI command: audit, write the report, print a summary; raise LeakageError on unseen leakage."""
-    result = run_audit(cfg)
-    paths = write_report(result, cfg.out_dir())
-    overlapping = sum(e["overlapping"] for e in result.eval_splits)
-    total = sum(e["samples"] for e in result.eval_splits)
-    print(f"audit: {len(result.eval_splits)} evaluation splits x {len(result.train_datasets)} training datasets; "
-          f"{overlapping} of {total} evaluation samples overlap training data; report in {paths[1]}")
-    leaks = result.leaks()
-    if leaks:
-        more = f" (and {len(leaks) - 1} more pairs)" if len(leaks) > 1 else ""
-        raise LeakageError(f"unseen benchmark leakage: {leaks[0].describe()}{more}; see {paths[1]}")
-    return 0

@@ -49,7 +49,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from dataengine.stats import INDEX, write_cards
+    from dataengine.cards import write_cards
+    from dataengine.stats import INDEX
 
     for path in write_cards(Path(args.dir)):
         print(f"wrote {path} and {path.with_name('card.png')}")
@@ -58,7 +59,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from dataengine.audit import DEFAULT_UNSEEN, AuditConfig, main as audit
+    from dataengine.audit import DEFAULT_UNSEEN, AuditConfig
+    from dataengine.audit_report import main as audit
 
     unseen = DEFAULT_UNSEEN if args.unseen is None else tuple(args.unseen)
     return audit(AuditConfig(root=Path(args.dir), out=Path(args.out) if args.out else None, unseen=unseen))

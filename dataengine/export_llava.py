@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Iterator
 
 from dataengine.errors import UsageError, ValidationError
-from dataengine.manifest import MANIFEST, dataset_splits, write_json
+from dataengine.jsonfile import write_json
+from dataengine.manifest import MANIFEST, dataset_splits
 from dataengine.prompts import STYLES, render
 from dataengine.reader import DatasetReader, StoredSample
 

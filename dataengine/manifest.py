@@ -80,10 +80,6 @@ def read_manifest(path: Path):
     return pq.read_table(path, schema=manifest_schema())
 
 
-def write_json(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
 def write_quarantine(entries: list[dict], path: Path) -> None:
     with open(path, "w") as f:
         for entry in entries:

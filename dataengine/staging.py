@@ -18,8 +18,16 @@ from pathlib import Path
 import orjson
 
 from dataengine.converter import Converter, Quarantined, Record, Unit
-from dataengine.manifest import (CARD, MANIFEST, QUARANTINE, manifest_row, reason_category, write_json,
-                                 write_manifest, write_quarantine)
+from dataengine.jsonfile import write_json
+from dataengine.manifest import (
+    CARD,
+    MANIFEST,
+    QUARANTINE,
+    manifest_row,
+    reason_category,
+    write_manifest,
+    write_quarantine,
+)
 from dataengine.shards import TarShardWriter, seal
 
 WORK = "_work"

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataengine.cameras import CANONICAL
-from dataengine.errors import UsageError
-from dataengine.manifest import (CARD, MANIFEST, QUARANTINE, dataset_splits, read_manifest, read_quarantine,
-                                 reason_category)
+from dataengine.manifest import (CARD, MANIFEST, QUARANTINE, read_manifest, read_quarantine, reason_category)
 from dataengine.schema import SPLITS
 
 INDEX = "CARDS.md"
@@ -188,26 +186,3 @@ def index_markdown(stats: list[DatasetStats]) -> str:
                      f"{', '.join(sorted(st.total('layouts')))} | {', '.join(cams)} | {median} | "
                      f"[CARD]({st.dataset}/CARD.md) |")
     return "\n".join(lines) + "\n"
-
-
-def write_cards(root: Path) -> list[Path]:
-    """Write `<root>/<dataset>/CARD.md` and `card.png` for every dataset and the index
-    `<root>/CARDS.md`; returns the per-dataset markdown paths."""
-    from dataengine.stats_plot import plot_card
-
-    root = Path(root)
-    if not root.is_dir() or not dataset_splits(root):
-        raise UsageError(f"{root}: no <dataset>/<split>/{MANIFEST} found; convert a dataset first")
-    grouped: dict[str, list[str]] = {}
-    for dataset, split in dataset_splits(root):
-        grouped.setdefault(dataset, []).append(split)
-    written, all_stats = [], []
-    for dataset, splits in grouped.items():
-        st = dataset_stats(root, dataset, splits)
-        plot_card(st, root / dataset / "card.png")
-        md = root / dataset / "CARD.md"
-        md.write_text(card_markdown(st, "card.png"))
-        written.append(md)
-        all_stats.append(st)
-    (root / INDEX).write_text(index_markdown(all_stats))
-    return written

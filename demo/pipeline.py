@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from dataengine.audit import AuditConfig, LeakageError
-from dataengine.audit import main as audit
+from dataengine.audit_report import main as audit
 from dataengine.converter import registry
 from dataengine.job import JobConfig, run_job
-from dataengine.stats import write_cards
+from dataengine.cards import write_cards
 from dataengine.validate import validate_root
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from curricula.sources import match
 from curricula.spec import load_curriculum
-from dataengine.audit import AuditConfig, run_audit, to_json, write_report
+from dataengine.audit import AuditConfig, run_audit, to_json
+from dataengine.audit_report import write_report
 from dataengine.errors import UsageError
 from dataengine.manifest import dataset_splits
 from eval.predictor import run_info

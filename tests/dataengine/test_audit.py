@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from dataengine.audit import AuditConfig, run_audit, to_json, write_report
+from dataengine.audit import AuditConfig, run_audit, to_json
+from dataengine.audit_report import write_report
 from dataengine.cli import main
 from dataengine.reader import DatasetReader
 from synthetic_shards import jpeg, record, write_split

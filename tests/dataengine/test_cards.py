@@ -7,7 +7,8 @@ from PIL import Image
 
 from dataengine.cli import main
 from dataengine.converter import Quarantined
-from dataengine.stats import CONTEXT_TOKENS, INDEX, reason_category, write_cards
+from dataengine.cards import write_cards
+from dataengine.stats import CONTEXT_TOKENS, INDEX, reason_category
 from synthetic_shards import jpeg, record, write_split
 
 SIX = ["front", "front_left", "front_right", "back", "back_left", "back_right"]
