@@ -25,7 +25,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from converters.nuscenes_fixture import make_nuscenes_root  # noqa: E402
+from converters.nuscenes.fixture import make_nuscenes_root  # noqa: E402
 from dataengine.job import JobConfig, run_job  # noqa: E402
 
 KEYFRAMES_PER_SCENE = 40

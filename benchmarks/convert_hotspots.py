@@ -36,9 +36,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from converters.nuscenes import NuScenesConverter  # noqa: E402
-from converters.nuscenes_fixture import make_nuscenes_root, render_jpeg  # noqa: E402
-from converters.nuscenes_scene import SceneGeometry  # noqa: E402
+from converters.fixture_images import render_jpeg  # noqa: E402
+from converters.nuscenes.converter import NuScenesConverter  # noqa: E402
+from converters.nuscenes.fixture import make_nuscenes_root  # noqa: E402
+from converters.nuscenes.scene import SceneGeometry  # noqa: E402
 from dataengine.geometry import box_2d_in_image, box_corners, boxes_2d_in_image, yaw_to_quat  # noqa: E402
 from dataengine.media import check_image_bytes  # noqa: E402
 from dataengine.shards import _header, _member, _tarinfo, _write_all, sample_json  # noqa: E402

@@ -45,7 +45,7 @@ SIGLIP_MEAN = (int(0.5 * 255),) * 3
 
 def build_data(work: Path, scenes: int, keyframes: int, quality: int) -> tuple[Path, Path]:
     """Generated nuScenes root -> shards (Ray job) -> LLaVA export; returns (shards, export)."""
-    from converters.nuscenes_fixture import make_nuscenes_root
+    from converters.nuscenes.fixture import make_nuscenes_root
     from dataengine.export_llava import ExportConfig, export
     from dataengine.job import JobConfig, run_job
 

@@ -30,11 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dataengine.prompts import render  # noqa: E402
 from train import dist  # noqa: E402
 from train.config import bf16_available, load_deepspeed, optimizer_defaults, resolve_deepspeed  # noqa: E402
-from train.encode import collate  # noqa: E402
 from train.metrics import FlopModel, peak_flops  # noqa: E402
-from train.model import Bundle, build_tiny, load, set_trainable  # noqa: E402
 from train.optim import build_optimizer, param_groups  # noqa: E402
+from train.parts import set_trainable  # noqa: E402
 from train.step import forward_loss, to_device  # noqa: E402
+from vlm.encode import collate  # noqa: E402
+from vlm.model import Bundle, build_tiny, load  # noqa: E402
 
 CAMERAS = ["front", "front_left", "front_right", "back", "back_left", "back_right"]
 PARTS = ("projector", "vision", "llm")
@@ -56,8 +57,8 @@ def real_shaped() -> Bundle:
     from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
                               LlavaOnevisionImageProcessorPil, Qwen2Config, SiglipVisionConfig)
 
-    from train.chat import detect
-    from train.tiny import tiny_tokenizer
+    from vlm.chat import detect
+    from vlm.tiny import tiny_tokenizer
 
     tok = tiny_tokenizer()
     vision = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_attention_heads=16,

@@ -1,1 +1,2 @@
-"""Source dataset converters: one module per dataset, each registered by name."""
+"""Source dataset converters: one package per dataset, whose `__init__` imports the converter
+module(s) that `@register` a name; discovery imports only these packages."""

@@ -8,23 +8,26 @@ not depend on the worker count. The state is the stage index plus the global dra
 consumed: a fresh loader given a state continues with exactly the next batch.
 
 Samples are read by key through the manifests' byte ranges (one seek and one read per
-sample), JPEGs are decoded at reduced size (curricula.decode), and the first user turn is
-rendered with the stage's prompt style.
+sample), images are decoded by the trainer's `decoder` (the model's own resolution path,
+vlm.vision.MediaDecoder) or, without one, at a fixed reduced size (dataengine.decode), videos keep the stage's
+`frames_per_video` (dataengine.frames), and the first user turn is rendered with the stage's
+prompt style.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
-from curricula.decode import decode_resized
 from curricula.sampler import PLAN_CACHE, StagePlan, batch_positions, num_steps, plan_stage
-from curricula.sources import VIDEO_LAYOUTS, SourceRows, resolve
+from curricula.sources import SourceRows, resolve
 from curricula.spec import Curriculum, StageSpec
+from dataengine.decode import decode_resized
 from dataengine.errors import UsageError
-from dataengine.prompts import media_groups, render
+from dataengine.frames import kept_media
+from dataengine.prompts import render
 from dataengine.reader import DatasetReader, StoredSample
 
 
@@ -37,33 +40,22 @@ class LoadedSample:
     conversation: list[dict]     # rendered: "<image>" placeholders placed in the first user turn
     groups: list[list[int]]      # per placeholder: indices into `images`
     kinds: list[str]             # per placeholder: "image" | "video"
-    images: list                 # PIL RGB images, media order, resized to image_size
+    images: list                 # PIL RGB images, media order (from `decoder`, else resized to image_size)
     text_tokens: int
     visual_tokens: int
 
 
-def keep_frames(sample: dict, frames_per_video: int) -> list[int]:
-    """Media indices kept: every image, and for videos at most `frames_per_video` frames per
-    camera, evenly spaced in time (halves round up) with the first and last kept (matches sources.kept_frames)."""
-    if sample["layout"] not in VIDEO_LAYOUTS:
-        return list(range(len(sample["media"])))
-    kept = []
-    for group in media_groups(sample)[0]:
-        if len(group) > frames_per_video:
-            picks = np.floor(np.linspace(0, len(group) - 1, frames_per_video) + 0.5).astype(int)
-            group = [group[i] for i in picks]
-        kept += group
-    return sorted(kept)
-
-
 def load_sample(stored: StoredSample, stage: StageSpec, source: str, image_size: tuple[int, int],
-                text_tokens: int, visual_tokens: int) -> LoadedSample:
-    """Decode and render one stored sample for `stage`."""
+                text_tokens: int, visual_tokens: int, decoder: Callable | None = None) -> LoadedSample:
+    """Decode and render one stored sample for `stage`; `decoder(payloads, groups, kinds)`
+    decodes the media when given."""
     sample = stored.sample
-    kept = keep_frames(sample, stage.frames_per_video)
+    kept = kept_media(sample, stage.frames_per_video)
     reduced = dict(sample, media=[sample["media"][i] for i in kept])
     rendered = render(reduced, stage.prompt_style)
-    images = [decode_resized(stored.media[m["member"]], image_size) for m in reduced["media"]]
+    payloads = [stored.media[m["member"]] for m in reduced["media"]]
+    images = (decoder(payloads, rendered.groups, rendered.kinds) if decoder is not None
+              else [decode_resized(data, image_size) for data in payloads])
     return LoadedSample(stored.key, sample["dataset"], sample["split"], source, rendered.conversation,
                         rendered.groups, rendered.kinds, images, text_tokens, visual_tokens)
 
@@ -73,9 +65,10 @@ class StageBatches:
     Picklable and cheap to copy into DataLoader workers; readers open lazily per process."""
 
     def __init__(self, root: Path, stage: StageSpec, rows: list[SourceRows], plan: StagePlan, rank: int,
-                 world_size: int, image_size: tuple[int, int]):
+                 world_size: int, image_size: tuple[int, int], decoder: Callable | None = None):
         self.root, self.stage, self.rows, self.plan = Path(root), stage, rows, plan
         self.rank, self.world_size, self.image_size = rank, world_size, tuple(image_size)
+        self.decoder = decoder
         self._readers: dict[tuple[str, str], DatasetReader] = {}
 
     def __len__(self) -> int:
@@ -98,7 +91,7 @@ class StageBatches:
             rows = self.rows[d]
             stored = self._reader(rows.parts[rows.part[i]]).get(rows.keys[i])
             batch.append(load_sample(stored, self.stage, rows.pattern, self.image_size,
-                                     int(rows.text_tokens[i]), int(rows.visual_tokens[i])))
+                                     int(rows.text_tokens[i]), int(rows.visual_tokens[i]), self.decoder))
         return batch
 
     def __getstate__(self) -> dict:
@@ -114,7 +107,7 @@ class CurriculumLoader:
 
     def __init__(self, curriculum: Curriculum, shards_root, *, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, image_size: tuple[int, int] = (384, 384), cache_dir=None,
-                 mp_context: str | None = None):
+                 mp_context: str | None = None, decoder: Callable | None = None):
         if world_size < 1 or not 0 <= rank < world_size:
             raise UsageError(f"rank {rank} must be in [0, world_size={world_size})")
         if num_workers < 0:
@@ -123,6 +116,7 @@ class CurriculumLoader:
         self.root = Path(shards_root)
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.image_size = tuple(image_size)
+        self.decoder = decoder
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / PLAN_CACHE
         self.mp_context = mp_context
         self._stages: dict[int, StageBatches] = {}
@@ -140,7 +134,7 @@ class CurriculumLoader:
             rows = resolve(stage, self.root)
             plan = plan_stage(stage, rows, self.curriculum.seed, self.cache_dir)
             self._stages[index] = StageBatches(self.root, stage, rows, plan, self.rank, self.world_size,
-                                               self.image_size)
+                                               self.image_size, self.decoder)
         return self._stages[index]
 
     def plan(self, stage_index: int) -> StagePlan:

@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 
 from curricula.spec import StageSpec
 from dataengine.errors import UsageError
+from dataengine.frames import VIDEO_LAYOUTS, kept_count
 from dataengine.manifest import MANIFEST, dataset_splits
 from dataengine.tokens import visual_tokens
 
-VIDEO_LAYOUTS = ("video", "multi_view_video")
 COLUMNS = ["key", "layout", "n_media", "cameras", "text_tokens", "visual_tokens"]
 
 
@@ -46,17 +46,6 @@ class SourceRows:
         return self.text_tokens + self.visual_tokens
 
 
-def kept_frames(layout: str, cameras: list[str], frames_per_video: int) -> int:
-    """Images a sample keeps: all of them, except that each video keeps at most
-    `frames_per_video` frames (one video per camera)."""
-    if layout not in VIDEO_LAYOUTS:
-        return len(cameras)
-    per_camera: dict[str, int] = {}
-    for cam in cameras:
-        per_camera[cam] = per_camera.get(cam, 0) + 1
-    return sum(min(n, frames_per_video) for n in per_camera.values())
-
-
 def match(pattern: str, available: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     return tuple(p for p in available if fnmatch.fnmatchcase(f"{p[0]}/{p[1]}", pattern))
 
@@ -65,7 +54,7 @@ def _read_part(root: Path, dataset: str, split: str, frames_per_video: int) -> t
     path = root / dataset / split / MANIFEST
     blob = path.read_bytes()
     cols = pq.read_table(path, columns=COLUMNS).to_pydict()
-    n_images = [kept_frames(lay, cams, frames_per_video) for lay, cams in zip(cols["layout"], cols["cameras"])]
+    n_images = [kept_count(lay, cams, frames_per_video) for lay, cams in zip(cols["layout"], cols["cameras"])]
     vis = [v if lay not in VIDEO_LAYOUTS else visual_tokens(lay, n)
            for v, lay, n in zip(cols["visual_tokens"], cols["layout"], n_images)]
     return {"keys": cols["key"], "text_tokens": cols["text_tokens"], "visual_tokens": vis,

@@ -62,6 +62,7 @@ class StageSpec:
     max_images: int = 8          # samples with more images (after frame subsampling) are dropped
     max_seq_len: int = 8192      # samples with more text + visual tokens are dropped, never truncated
     batch_size: int = 1          # per rank
+    grad_accum: int | None = None  # micro-batches per optimizer step; None: the DeepSpeed JSON's (else 1)
     length_group_window: int = 0  # 0: off; N: sort by length inside each window of N planned samples
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -79,7 +80,7 @@ class Curriculum:
 
 TOP_KEYS = ("name", "seed", "stages", "description")
 STAGE_KEYS = ("name", "sources", "temperature", "budget", "train", "lr", "prompt_style", "frames_per_video",
-              "max_images", "max_seq_len", "batch_size", "length_group_window", "warmup_ratio",
+              "max_images", "max_seq_len", "batch_size", "grad_accum", "length_group_window", "warmup_ratio",
               "weight_decay", "description")
 SOURCE_KEYS = ("pattern", "weight", "max_samples", "max_repeats")
 
@@ -200,7 +201,7 @@ def _stage(ctx: _Ctx, raw: Any, where: str) -> StageSpec:
     if style not in STYLES:
         raise ctx.fail(f"{where}.prompt_style", f"unknown style {style!r}; known: {', '.join(STYLES)}")
     ints = {k: ctx.integer(d[k], f"{where}.{k}") for k in
-            ("frames_per_video", "max_images", "max_seq_len", "batch_size") if k in d}
+            ("frames_per_video", "max_images", "max_seq_len", "batch_size", "grad_accum") if k in d}
     if "length_group_window" in d:
         ints["length_group_window"] = ctx.integer(d["length_group_window"], f"{where}.length_group_window", 0)
     floats = {k: ctx.number(d[k], f"{where}.{k}") for k in ("warmup_ratio", "weight_decay") if k in d}

@@ -10,6 +10,7 @@ from dataengine import show
 from dataengine.converter import get, parse_options, registry
 from dataengine.command import OneLineParser, run_command
 from dataengine.errors import UsageError
+from dataengine.fixtures import fixture_jobs
 
 
 def _converter_option_flags(parser: argparse.ArgumentParser, cls) -> None:
@@ -73,9 +74,16 @@ def _cmd_export_llava(args: argparse.Namespace) -> int:
 
 
 def _cmd_fixtures(args: argparse.Namespace) -> int:
-    root = get(args.dataset).make_fixture(Path(args.out))
-    print(f"{args.dataset}: fixture written to {root}")
+    for src, options in fixture_jobs(args.dataset, Path(args.out)):
+        print(f"{args.dataset}: fixture written; convert it with --src {src}{_option_flags(options)}")
     return 0
+
+
+def _option_flags(options) -> str:
+    """The flags that give `options` where they differ from the defaults (e.g. --nuscenes-root)."""
+    default = type(options)()
+    return "".join(f" --{f.name.replace('_', '-')} {getattr(options, f.name)}" for f in dataclasses.fields(options)
+                   if getattr(options, f.name) != getattr(default, f.name))
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

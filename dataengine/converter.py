@@ -1,4 +1,4 @@
-"""Converter plugin interface and registry: a new dataset is one module in `converters/`.
+"""Converter plugin interface and registry: a new dataset is one package `converters/<name>/`.
 
 A converter lists independent work units (nuScenes scenes, Waymo segments, BDD-X videos)
 in the driver, and turns one unit into records inside a Ray worker. Each source record
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator
 
+from dataengine.cameras import check_table
 from dataengine.errors import UsageError
 
 UNIT_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -55,7 +56,7 @@ class NoOptions:
 
 
 class Converter(ABC):
-    """Subclass, set `name`, `version`, `options_type`, register with `@register`.
+    """Subclass, set `name`, `version`, `options_type`, `cameras`, register with `@register`.
 
     `__init__` must stay cheap: it runs once per Ray task. Heavy reading (table indexes)
     belongs in `units()`, which runs once in the driver.
@@ -64,6 +65,8 @@ class Converter(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     options_type: ClassVar[type] = NoOptions
+    cameras: ClassVar[dict[str, str]] = {}
+    """The source's camera names -> canonical names (`dataengine.cameras`), in the source's order."""
 
     def __init__(self, src: Path, options: Any = None):
         self.src = Path(src)
@@ -82,24 +85,6 @@ class Converter(ABC):
     def convert_unit(self, unit: Unit) -> Iterator[Record | Quarantined]:
         """Yield one Record or Quarantined per source record of the unit."""
 
-    @classmethod
-    def make_fixture(cls, out: Path, **kwargs: Any) -> Path:
-        """Write a small dataset in this source's real raw format under `out`; returns the
-        path to pass as `--src`."""
-        raise NotImplementedError(f"{cls.name} has no fixture generator")
-
-    @classmethod
-    def fixture_options(cls, fixture_root: Path) -> Any:
-        """Options that convert the fixture written under `fixture_root` (e.g. the nuScenes
-        root a nuScenes-derived fixture carries inside it)."""
-        return cls.options_type()
-
-    @classmethod
-    def fixture_conversions(cls, fixture_root: Path, src: Path) -> list[tuple[Path, Any]]:
-        """Every (src, options) conversion the demo runs on the fixture; one by default, more
-        when the source ships a file per split (DriveLM's train and val JSON)."""
-        return [(src, cls.fixture_options(fixture_root))]
-
 
 _REGISTRY: dict[str, type[Converter]] = {}
 
@@ -109,16 +94,23 @@ def register(cls: type[Converter]) -> type[Converter]:
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise ValueError(f"converter name {cls.name!r} registered twice "
                          f"({_REGISTRY[cls.name].__module__} and {cls.__module__})")
+    check_table(cls.cameras, cls.name)
     _REGISTRY[cls.name] = cls
     return cls
 
 
-def _discover() -> None:
+def _dataset_packages() -> list[str]:
+    """The dataset packages under `converters/`; its plain modules (shared fixture helpers) are not datasets."""
     import converters
 
-    for mod in pkgutil.iter_modules(converters.__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"converters.{mod.name}")
+    return [m.name for m in pkgutil.iter_modules(converters.__path__) if m.ispkg and not m.name.startswith("_")]
+
+
+def _discover() -> None:
+    """Import each dataset package: its `__init__` imports just the converter modules (and the
+    readers they run), never a fixture writer."""
+    for name in _dataset_packages():
+        importlib.import_module(f"converters.{name}")
 
 
 def registry() -> dict[str, type[Converter]]:
@@ -127,10 +119,8 @@ def registry() -> dict[str, type[Converter]]:
 
 
 def get(name: str) -> type[Converter]:
-    """The converter registered as `name`; imports only its module when it is named alike."""
-    import converters
-
-    if name not in _REGISTRY and any(m.name == name for m in pkgutil.iter_modules(converters.__path__)):
+    """The converter registered as `name`; imports only its package when one is named alike."""
+    if name not in _REGISTRY and name in _dataset_packages():
         importlib.import_module(f"converters.{name}")
     if name in _REGISTRY:
         return _REGISTRY[name]

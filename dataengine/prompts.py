@@ -11,11 +11,18 @@ character (`zhijian11/DriveMM:scripts/inference_demo/demo_image.py`, `demo_video
   single:      "<image>\\nThere is an image of traffic captured from the front view of the ego vehicle. {q}"
   video:       "<image>.\\nThere is a video of traffic captured from the front view of the ego vehicle. {q}"
   multi-view video: numbered like multi-view, each item a video ("These six videos are ...").
+A single-view question that already says where its image comes from (CODA-LM's own
+"There is an image of traffic captured from the perspective of the ego car. ...") gets the
+placeholder alone, so the view sentence is never doubled.
 `camera_tags` puts each view's camera name next to its placeholder instead:
   "[front image] <image>\\n[front left image] <image>\\n{q}"
+`plain` writes the placeholders alone, one per line, with no driving text: for
+general-domain data (captions for alignment, as LLaVA's `plain` pretraining template):
+  "<image>\\n{q}"
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -59,11 +66,16 @@ def _views(cameras: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+SAYS_ITS_VIEW = re.compile(r"\s*There is an? (image|video) of traffic captured from ")
+
+
 def _robotron(sample: dict, cameras: list[str], kinds: list[str], ph: str) -> str:
     n = len(cameras)
     if n == 0:
         return ""
     noun = "video" if kinds[0] == "video" else "image"
+    if n == 1 and SAYS_ITS_VIEW.match(sample["conversations"][0]["content"]):
+        return f"{ph}\n" if noun == "image" else f"{ph}.\n"
     if n == 1 and noun == "image":
         return f"{ph}\nThere is an image of traffic captured from the {_views(cameras)} of the ego vehicle. "
     if n == 1:
@@ -77,11 +89,16 @@ def _camera_tags(sample: dict, cameras: list[str], kinds: list[str], ph: str) ->
     return "".join(f"[{VIEW_WORDS[c]} {k}] {ph}\n" for c, k in zip(cameras, kinds))
 
 
+def _plain(sample: dict, cameras: list[str], kinds: list[str], ph: str) -> str:
+    return "".join(f"{ph}\n" for _ in cameras)
+
+
 # A style takes (sample, camera per placeholder, kind per placeholder, placeholder token) and
 # returns the text that goes before the first user turn.
 STYLES: dict[str, Callable[[dict, list[str], list[str], str], str]] = {
     "robotron": _robotron,
     "camera_tags": _camera_tags,
+    "plain": _plain,
 }
 
 

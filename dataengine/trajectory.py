@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -113,26 +114,39 @@ def ego_windows(track: PoseTrack, i: int) -> tuple[list, list, list, list]:
     return hist_xy[::-1], hist_valid[::-1], fut_xy, fut_valid
 
 
-def ego_motion(track: PoseTrack, i: int) -> dict:
-    """Speed, acceleration and yaw rate at pose i by central differences over its neighbours
-    (one-sided at the ends of the track; zero for a single pose)."""
-    n, t = len(track), track.times
+def ego_motion(poses: Sequence, times: Sequence[float], k: int, position: Callable, yaw: Callable,
+               ticks_per_s: float = 1e6) -> dict:
+    """Speed, acceleration and yaw rate at pose k of a drive by central differences over its
+    neighbours: one-sided at the drive's ends and next to a missing pose (None), zero for a
+    lone pose. `position(pose)` gives its x, y and `yaw(pose)` its heading; `times` count
+    `ticks_per_s` to the second (nuScenes passes seconds, as its published shards were made)."""
+    n = len(poses)
 
-    def span(j: int) -> tuple[int, int]:
-        return max(j - 1, 0), min(j + 1, n - 1)
+    def seconds(lo: int, hi: int) -> float:
+        return (times[hi] - times[lo]) / ticks_per_s
 
-    def speed(j: int) -> float:
-        lo, hi = span(j)
+    def speed(j: int) -> float | None:
+        if poses[j] is None:
+            return None
+        lo = j - 1 if j > 0 and poses[j - 1] is not None else j
+        hi = j + 1 if j + 1 < n and poses[j + 1] is not None else j
         if lo == hi:
-            return 0.0
-        d = track.poses[hi][:2, 3] - track.poses[lo][:2, 3]
-        return float(np.linalg.norm(d)) / ((t[hi] - t[lo]) / 1e6)
+            return None
+        (x0, y0), (x1, y1) = position(poses[lo])[:2], position(poses[hi])[:2]
+        dx, dy = x1 - x0, y1 - y0
+        return math.sqrt(dx * dx + dy * dy) / seconds(lo, hi)
 
-    lo, hi = span(i)
+    lo, hi = max(k - 1, 0), min(k + 1, n - 1)
     accel = yaw_rate = 0.0
-    if lo != hi:
-        dt = (t[hi] - t[lo]) / 1e6
-        accel = (speed(hi) - speed(lo)) / dt
-        dyaw = matrix_yaw(track.poses[hi][:3, :3]) - matrix_yaw(track.poses[lo][:3, :3])
-        yaw_rate = ((dyaw + math.pi) % (2 * math.pi) - math.pi) / dt
-    return {"speed_mps": clean(speed(i), 3), "accel_mps2": clean(accel, 3), "yaw_rate_rps": clean(yaw_rate, 4)}
+    if lo != hi and poses[lo] is not None and poses[hi] is not None:
+        v_lo, v_hi = speed(lo), speed(hi)
+        if v_lo is not None and v_hi is not None:
+            accel = (v_hi - v_lo) / seconds(lo, hi)
+        dyaw = (yaw(poses[hi]) - yaw(poses[lo]) + math.pi) % (2 * math.pi) - math.pi
+        yaw_rate = dyaw / seconds(lo, hi)
+    return {"speed_mps": clean(speed(k) or 0.0, 3), "accel_mps2": clean(accel, 3), "yaw_rate_rps": clean(yaw_rate, 4)}
+
+
+def track_motion(track: PoseTrack, i: int) -> dict:
+    """`ego_motion` at pose i of a vehicle track."""
+    return ego_motion(track.poses, track.times, i, position=lambda m: m[:2, 3], yaw=lambda m: matrix_yaw(m[:3, :3]))

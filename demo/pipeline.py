@@ -21,6 +21,7 @@ from pathlib import Path
 from dataengine.audit import AuditConfig, LeakageError
 from dataengine.audit_report import main as audit
 from dataengine.converter import registry
+from dataengine.fixtures import fixture_jobs
 from dataengine.job import JobConfig, run_job
 from dataengine.cards import write_cards
 from dataengine.validate import validate_root
@@ -55,10 +56,8 @@ def convert_all(out: Path, workers: int, steps: Steps, datasets: list[str], real
              configure_logging=False, log_to_driver=False)
     try:
         for name in datasets:
-            cls = registry()[name]
             steps(f"{name}: writing a fixture in its raw format, converting it with Ray ({workers} workers)")
-            src = cls.make_fixture(out / "raw" / name)
-            for job_src, options in cls.fixture_conversions(out / "raw" / name, src):
+            for job_src, options in fixture_jobs(name, out / "raw" / name):
                 result = run_job(JobConfig(dataset=name, src=job_src, out=out / "shards", workers=workers,
                                            options=options, progress=False))
                 _print_counts(name, result.cards)
@@ -73,7 +72,7 @@ def convert_all(out: Path, workers: int, steps: Steps, datasets: list[str], real
 def real_jobs(real: Path, out: Path) -> list[JobConfig]:
     """The real samples that carry images: DriveLM's train sample over the real nuScenes JPEGs,
     and the real Waymo frame. They go to their own shard root, out of the demo's training."""
-    from converters.drivelm import DriveLMOptions
+    from converters.drivelm.converter import DriveLMOptions
 
     waymo = out / "raw" / "real-waymo" / "validation"
     waymo.mkdir(parents=True)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dataengine.command import OneLineParser, run_command
 from dataengine.errors import UsageError
+from vlm.dist import DistEnv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,14 +76,16 @@ def variants(args) -> list[Variant]:
     return [Variant(name, args.model, args.zero_shot, args.model + (" (zero-shot prompts)" if args.zero_shot else ""))]
 
 
-def _dist() -> tuple[int, int, int]:
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
+def _dist() -> DistEnv:
+    """This rank's place in the launch; under torchrun the ranks meet in a gloo group
+    (barriers only: every rank generates on its own)."""
+    env = DistEnv.read()
+    if env.world_size > 1:
         import torch.distributed as dist
 
         if not dist.is_initialized():
             dist.init_process_group("gloo")
-    return rank, world, int(os.environ.get("LOCAL_RANK", "0"))
+    return env
 
 
 def _finish() -> None:
@@ -129,18 +131,18 @@ def run(args) -> int:
     benches = registry.select(args.benchmarks)
     chosen = variants(args)
     out = Path(args.out)
-    rank, world, local = _dist()
+    env = _dist()
     shards = Path(args.shards)
     base = RunConfig(shards, out, tuple(benches), "", batch_size=args.batch_size, limit=args.limit,
-                     max_new_tokens=args.max_new_tokens, rank=rank, world_size=world)
+                     max_new_tokens=args.max_new_tokens, rank=env.rank, world_size=env.world_size)
     plan = make_plan(base) if shards.is_dir() else Plan()
     judge = _judge(args, out)  # a bad judge setting fails here, before any generation
-    if rank == 0:
+    if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         _write_config(out, args)
         contamination = _contamination(args, benches, registry, shards, out)
-    _predict_all(chosen, base, plan, local, args)
-    if rank != 0:
+    _predict_all(chosen, base, plan, env, args)
+    if not env.is_main:
         return 0
     scores = {v.name: score_variant(out / v.name, benches, plan.missing, judge=judge,
                                     lingo_judge=Path(args.lingo_judge) if args.lingo_judge else None,
@@ -151,27 +153,24 @@ def run(args) -> int:
     return 0
 
 
-def _predict_all(chosen: list[Variant], base, plan, local: int, args) -> None:
+def _predict_all(chosen: list[Variant], base, plan, env: DistEnv, args) -> None:
     """Generate every variant (this rank's share), then merge each on rank 0."""
     from eval.predictions import PARTS, merge
 
     for v in chosen:
         if not args.score_only:
-            _generate(v, base, plan, local, args)
+            _generate(v, base, plan, env, args)
         _barrier(base.world_size)
         parts = base.out / v.name / PARTS
         if base.rank == 0 and plan.order and parts.is_dir():  # with --score-only too: a run killed before its merge
             merge(base.out / v.name, plan.order)
 
 
-def _generate(v: Variant, base, plan, local: int, args) -> None:
-    import torch
-
+def _generate(v: Variant, base, plan, env: DistEnv, args) -> None:
     from eval.predictor import HFPredictor
     from eval.runner import predict
 
-    device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    predictor = HFPredictor(v.model, device=device, seed=args.seed, label=v.label)
+    predictor = HFPredictor(v.model, device=str(env.device()), seed=args.seed, label=v.label)
     cfg = replace(base, out=base.out / v.name, variant=v.name, zero_shot=v.zero_shot)
     written = predict(cfg, predictor, plan)
     print(f"[eval {v.name}] rank {cfg.rank}: {sum(written.values())} new predictions", flush=True)

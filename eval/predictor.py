@@ -2,9 +2,9 @@
 
 The runner knows benchmarks, the predictor knows models; they meet only in `Request`
 (the lmms-eval split between tasks and models). `HFPredictor` serves every model the
-training stack saves or loads (train/model.py: HF LLaVA-NeXT / LLaVA-OneVision directories,
+training stack saves or loads (vlm/model.py: HF LLaVA-NeXT / LLaVA-OneVision directories,
 a run's stage outputs, the random `tiny` models): prompts are encoded exactly as in
-training (train/encode.py `encode_prompt`: same chat format, same placeholder expansion),
+training (vlm/encode.py `encode_prompt`: same chat format, same placeholder expansion),
 left-padded for batched generation, and decoded after the prompt. A sample the model
 cannot take (e.g. a video on a LLaVA-NeXT model) becomes a per-sample error, not a crash.
 """
@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 
@@ -41,7 +41,8 @@ class Generation:
 
 class Predictor(Protocol):
     identity: dict               # what the model is; recorded beside every prediction
-    image_size: tuple[int, int]  # (width, height) images are resized to, as in training
+    # decode(payloads, groups, kinds) -> PIL images, at the resolution training gives the model
+    decode: Callable[[list[bytes], list[list[int]], list[str]], list]
 
     def generate(self, requests: list[Request], decoding: Decoding) -> list[Generation]: ...
 
@@ -67,7 +68,7 @@ def base_model(run: Path) -> str:
 
 def check_model(model: str) -> None:
     """Refuse, before anything runs, a --model that is neither a tiny name nor an HF model directory."""
-    from train.model import is_tiny
+    from vlm.model import is_tiny
 
     if not is_tiny(model) and not (Path(model) / "config.json").is_file():
         raise UsageError(f"--model {model}: not a model directory (no config.json); pass a local HF "
@@ -91,10 +92,11 @@ def _file_digest(path: Path) -> str:
 
 
 class HFPredictor:
-    """A model loaded through train/model.py, generating on one device."""
+    """A model loaded through vlm/model.py, generating on one device."""
 
     def __init__(self, model: str, *, device: str | None = None, seed: int = 0, label: str = ""):
-        from train.model import build_tiny, is_tiny, load
+        from vlm.model import build_tiny, is_tiny, load
+        from vlm.vision import MediaDecoder
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
@@ -106,8 +108,7 @@ class HFPredictor:
             digest = _file_digest(Path(model))
         self.bundle.model.to(self.device).eval()
         self.encoder = self.bundle.encoder(max_seq_len=1 << 30)
-        crop = self.bundle.spec.crop
-        self.image_size = (crop, crop)
+        self.decode = MediaDecoder.for_spec(self.bundle.spec)
         self.identity = {"model": str(model), "label": label or str(model), "family": self.bundle.spec.family,
                          "chat_format": self.bundle.chat.name, "digest": digest, "dtype": str(dtype).split(".")[-1]}
 
@@ -120,7 +121,7 @@ class HFPredictor:
         return sorted(i for i in ids if i is not None)
 
     def generate(self, requests: list[Request], decoding: Decoding) -> list[Generation]:
-        from train.encode import PlaceholderError, collate
+        from vlm.encode import PlaceholderError, collate
 
         encoded, errors = [], {}
         for i, req in enumerate(requests):

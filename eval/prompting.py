@@ -1,9 +1,10 @@
 """From a stored sample to what the model is asked, and from the model's text to the answer scored.
 
-A sample's user turns are its questions, each followed by its reference answer. The
-benchmark's `PromptSpec` adds text around the questions (`pre_prompt` before the first,
-`post_prompt` and a named reasoning instruction after each), then the `dataengine.prompts`
-style places the image placeholders and names the views, as in training.
+A sample's user turns are its questions, each followed by its reference answer. A
+benchmark's `PromptSpec` (its YAML `prompt:` block, checked by eval/registry.py) adds text
+around the questions (`pre_prompt` before the first, `post_prompt` and a named reasoning
+instruction after each), then the `dataengine.prompts` style places the image placeholders
+and names the views, as in training. Videos keep the frames training keeps (`reduce_media`).
 
 `openemma_cot` is a chain-of-thought planning instruction in the manner of OpenEMMA
 (taco-group/OpenEMMA, arXiv 2412.15208): describe the scene, then the critical objects,
@@ -17,9 +18,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from curricula.loader import keep_frames
+from dataengine.frames import kept_media
 from dataengine.prompts import render
-from eval.registry import PromptSpec
 
 REASONING = {
     "openemma_cot": (
@@ -30,6 +30,17 @@ REASONING = {
         "4. Trajectory: end with one line 'Trajectory: [(x1, y1), (x2, y2), (x3, y3), (x4, y4), (x5, y5), (x6, y6)]' "
         "giving the 6 waypoints in metres (x forward, y left), one every 0.5 s."),
 }
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """How a sample's user turns become the model's prompt."""
+
+    style: str = "robotron"      # a dataengine.prompts STYLES name: where the image placeholders go
+    pre_prompt: str = ""         # text put before the first question
+    post_prompt: str = ""        # text put after every question (e.g. "Answer with one word.")
+    reasoning: str = ""          # a named reasoning instruction (REASONING), "" for none
+    answer_marker: str = ""      # the scored answer is the text after the last occurrence ("" = all of it)
 
 
 @dataclass(frozen=True)
@@ -65,8 +76,9 @@ def question_text(question: str, spec: PromptSpec, first: bool) -> str:
 
 
 def reduce_media(sample: dict, frames_per_video: int) -> tuple[dict, list[int]]:
-    """The sample with at most `frames_per_video` frames per video, and the media indices kept."""
-    kept = keep_frames(sample, frames_per_video)
+    """The sample with at most `frames_per_video` frames per video (the frames training keeps),
+    and the media indices kept."""
+    kept = kept_media(sample, frames_per_video)
     return dict(sample, media=[sample["media"][i] for i in kept]), kept
 
 

@@ -22,6 +22,7 @@ import yaml
 from dataengine.errors import UsageError
 from dataengine.keys import check_keys
 from dataengine.prompts import STYLES
+from eval.prompting import REASONING, PromptSpec
 
 PACKAGE = Path(__file__).parent
 BENCHMARKS_DIR = PACKAGE / "benchmarks"
@@ -30,17 +31,6 @@ KEYS = ("name", "description", "dataset", "split", "tasks", "prompt", "zero_shot
         "frames_per_video", "metrics", "metric_args", "headline", "version")
 PROMPT_KEYS = ("style", "pre_prompt", "post_prompt", "reasoning", "answer_marker")
 GENERATION_KEYS = ("max_new_tokens", "temperature", "top_p", "num_beams")
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """How a sample's user turns become the model's prompt."""
-
-    style: str = "robotron"      # a dataengine.prompts STYLES name: where the image placeholders go
-    pre_prompt: str = ""         # text put before the first question
-    post_prompt: str = ""        # text put after every question (e.g. "Answer with one word.")
-    reasoning: str = ""          # a named reasoning instruction (eval/prompting.py REASONING), "" for none
-    answer_marker: str = ""      # the scored answer is the text after the last occurrence ("" = all of it)
 
 
 @dataclass(frozen=True)
@@ -123,8 +113,6 @@ class _Ctx:
 
 
 def _prompt(ctx: _Ctx, raw: Any, where: str, base: PromptSpec | None = None) -> PromptSpec:
-    from eval.prompting import REASONING
-
     d = ctx.mapping(raw or {}, where, PROMPT_KEYS)
     for key, value in d.items():
         if not isinstance(value, str):

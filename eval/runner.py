@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from curricula.decode import decode_resized
 from dataengine.errors import UsageError
 from dataengine.manifest import MANIFEST
 from dataengine.reader import DatasetReader
@@ -92,12 +91,13 @@ def make_plan(cfg: RunConfig) -> Plan:
     return plan
 
 
-def load(reader: DatasetReader, key: str, bench: Benchmark, zero_shot: bool, size: tuple[int, int]) -> Loaded:
+def load(reader: DatasetReader, key: str, bench: Benchmark, zero_shot: bool, decode) -> Loaded:
+    """A benchmark sample rendered for the model; `decode` is the predictor's (training's) image path."""
     stored = reader.get(key)
     sample, _ = reduce_media(stored.sample, bench.frames_per_video)
     spec = bench.prompt_for(zero_shot)
     user, rendered = user_turns(sample, spec)
-    images = [decode_resized(stored.media[m["member"]], size) for m in sample["media"]]
+    images = decode([stored.media[m["member"]] for m in sample["media"]], rendered.groups, rendered.kinds)
     return Loaded(key, sample, user, rendered.groups, rendered.kinds, images, prompt_sha1(user, spec, rendered.kinds),
                   [[m["width"], m["height"]] for m in sample["media"]])
 
@@ -174,7 +174,7 @@ def _predict_benchmark(cfg: RunConfig, bench: Benchmark, keys: list[str], predic
     n = 0
     for start in range(0, len(keys), cfg.batch_size):
         chunk = keys[start:start + cfg.batch_size]
-        items = [load(reader, k, bench, cfg.zero_shot, predictor.image_size) for k in chunk]
+        items = [load(reader, k, bench, cfg.zero_shot, predictor.decode) for k in chunk]
         for sig in dict.fromkeys(_signature(it) for it in items):
             group = [it for it in items if _signature(it) == sig]
             results = generate_turns(predictor, group, decoding)

@@ -14,9 +14,11 @@ def ray_session():
     """One local Ray for the whole session (ray.init costs 2-4 s)."""
     import ray
 
-    tests_dir = str(Path(__file__).parent)
-    path = os.pathsep.join([tests_dir, str(Path(tests_dir).parent), os.environ.get("PYTHONPATH", "")])
-    # workers import test-only converters defined in tests/ modules
+    tests_dir = Path(__file__).parent
+    # workers import test-only converters defined in test modules, which pytest imports by their
+    # folder (tests/dataengine/test_job.py is `test_job`): every test folder goes on their path
+    folders = [tests_dir, *sorted(d for d in tests_dir.iterdir() if d.is_dir() and d.name[0] not in "._")]
+    path = os.pathsep.join([*map(str, folders), str(tests_dir.parent), os.environ.get("PYTHONPATH", "")])
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 1024 * 1024,
              configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield
@@ -25,7 +27,7 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def nuscenes_root(tmp_path_factory) -> Path:
-    from converters.nuscenes_fixture import make_nuscenes_root
+    from converters.nuscenes.fixture import make_nuscenes_root
 
     return make_nuscenes_root(tmp_path_factory.mktemp("nuscenes") / "root")
 

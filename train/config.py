@@ -11,39 +11,57 @@ config optimizer block replaces the client optimizer (transformers' `deepspeed_o
 builds a DummyOptim over all parameters), which is how LLaVA-NeXT's `mm_projector_lr` and
 `mm_vision_tower_lr` get lost under zero2.json. The block's betas and eps are kept as
 defaults; its lr and weight_decay are the stage's.
+
+torch is imported only inside the functions that need it: the command line is built from
+`TrainConfig`, and `python -m train --help` or a bad flag should not wait for torch.
 """
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from dataengine.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 PACKAGE = Path(__file__).parent
 OPTIMIZER_TYPES = ("adam", "adamw")
 
 
+def option(help: str, default=MISSING, flag: str = ""):
+    """A TrainConfig field with its command-line help; train/cli.py makes it `--<name>`
+    (`flag` when the flag is named otherwise), a bool that defaults to True `--no-<name>`."""
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    curriculum: str                      # a curriculum YAML, or a preset name (curricula/*.yaml)
-    model: str                           # a local HF model directory, or "tiny" / "tiny-next"
-    out: Path                            # the run directory (created; re-running resumes it)
-    shards: Path = Path("shards")        # shard root the curriculum's patterns resolve against
-    deepspeed_config: str = "zero2.json"  # a path, or the name of a config in train/
-    save_every: int = 100                # optimizer steps between resume checkpoints (stage ends always save)
-    keep_checkpoints: int = 2            # newest resume checkpoints kept
-    gradient_checkpointing: bool = True
-    attn_implementation: str = "auto"    # auto: flash_attention_2 on CUDA when installed, else sdpa
-    chat_format: str = "auto"            # auto: from the tokenizer's special tokens (train/chat.py)
-    num_workers: int = 2                 # loader processes decoding images
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    progress: bool = True                # tqdm bar on rank 0
+    """Everything a run is given; `python -m train`'s flags and their defaults are these fields."""
+
+    curriculum: str = option("curriculum YAML or preset name (demo, robotron_drive, ...)")
+    model: str = option("local HF model directory (LLaVA-NeXT / LLaVA-OneVision), "
+                        "or tiny / tiny-next for a small random model")
+    out: Path = option("run directory; re-running with the same one resumes")
+    shards: Path = option("shard root the curriculum's patterns resolve against", Path("shards"))
+    deepspeed_config: str = option("DeepSpeed JSON: a path or a name in train/ "
+                                   "(zero2.json, zero3.json, *_offload.json)", "zero2.json")
+    save_every: int = option("optimizer steps between resume checkpoints (stage ends always save)", 100)
+    keep_checkpoints: int = option("newest resume checkpoints kept", 2)
+    gradient_checkpointing: bool = option("gradient checkpointing (activations recomputed in the backward pass "
+                                          "instead of kept)", True)
+    attn_implementation: str = option("auto | sdpa | eager | flash_attention_2 (auto: flash_attention_2 "
+                                      "on CUDA when installed, else sdpa)", "auto", flag="--attn")
+    chat_format: str = option("auto | chatml | llama3 (auto: from the tokenizer's special tokens, "
+                              "vlm/chat.py)", "auto")
+    num_workers: int = option("loader processes decoding images", 2)
+    lora_rank: int = option("LoRA rank, for stages that train `lora`", 16)
+    lora_alpha: int = option("LoRA alpha", 32)
+    lora_dropout: float = option("LoRA dropout", 0.0)
+    progress: bool = option("the tqdm progress bar on rank 0", True)
 
     def __post_init__(self):
         if self.save_every < 0 or self.keep_checkpoints < 1 or self.num_workers < 0:
@@ -78,12 +96,16 @@ def load_deepspeed(name: str) -> dict:
 
 
 def bf16_available() -> bool:
+    import torch
+
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def model_dtype(raw: dict) -> torch.dtype:
     """The dtype DeepSpeed will train in: bf16 when enabled ("auto": where the GPU has it),
     fp16 when enabled, else fp32. Models load in it and pixels are cast to it."""
+    import torch
+
     bf16 = raw.get("bf16", {}).get("enabled", False)
     if bf16 is True or (bf16 == "auto" and bf16_available()):
         return torch.bfloat16
@@ -115,13 +137,15 @@ def optimizer_defaults(raw: dict) -> OptimizerDefaults:
                              OptimizerDefaults.eps if eps == "auto" else float(eps))
 
 
-def resolve_deepspeed(raw: dict, *, micro_batch: int, world_size: int, hidden_size: int) -> dict:
-    """A concrete config for `deepspeed.initialize`: no "auto" left, no optimizer/scheduler block."""
+def resolve_deepspeed(raw: dict, *, micro_batch: int, world_size: int, hidden_size: int,
+                      grad_accum: int | None = None) -> dict:
+    """A concrete config for `deepspeed.initialize`: no "auto" left, no optimizer/scheduler block.
+    `grad_accum` (the curriculum stage's) wins over the JSON's gradient_accumulation_steps."""
     cfg = copy.deepcopy(raw)
     cfg.pop("optimizer", None)
     cfg.pop("scheduler", None)
     accum = cfg.get("gradient_accumulation_steps", "auto")
-    accum = 1 if accum == "auto" else int(accum)
+    accum = grad_accum or (1 if accum == "auto" else int(accum))
     cfg.update(train_micro_batch_size_per_gpu=micro_batch, gradient_accumulation_steps=accum,
                train_batch_size=micro_batch * accum * world_size, zero_allow_untested_optimizer=True)
     if cfg.get("gradient_clipping") == "auto":
@@ -136,12 +160,18 @@ def resolve_deepspeed(raw: dict, *, micro_batch: int, world_size: int, hidden_si
     for key, value in sizes.items():
         if zero.get(key) == "auto":
             zero[key] = value
-    if offloads_optimizer(cfg) and not torch.cuda.is_available():
+    if offloads_optimizer(cfg) and not _cuda():
         cfg["zero_force_ds_cpu_optimizer"] = False  # CPU-only: torch's AdamW already runs on the CPU
     left = _autos(cfg)
     if left:
         raise UsageError(f"DeepSpeed config: cannot resolve \"auto\" for {', '.join(left)}; give values")
     return cfg
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _autos(node, prefix: str = "") -> list[str]:

@@ -1,10 +1,11 @@
 """Process group setup, the same for a plain `python -m train`, `torchrun`, the `deepspeed`
 launcher and Ray Train workers.
 
-Launchers export RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT. A plain process
-gets single-process values (DeepSpeed would otherwise look for MPI). NCCL on GPUs, gloo on
-CPU. The first DeepSpeed init on a CPU machine compiles a small shared-memory op with gcc
-(cached in ~/.cache/torch_extensions afterwards).
+Launchers export RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (read through
+`vlm.dist.DistEnv`, as evaluation reads them). A plain process gets single-process values
+(DeepSpeed would otherwise look for MPI). NCCL on GPUs, gloo on CPU. The first DeepSpeed
+init on a CPU machine compiles a small shared-memory op with gcc (cached in
+~/.cache/torch_extensions afterwards).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import socket
 from dataclasses import dataclass
 
 import torch
+
+from vlm.dist import DistEnv
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,12 @@ def setup() -> DistInfo:
     import deepspeed
 
     single_process_env()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
-    return DistInfo(torch.distributed.get_rank(), torch.distributed.get_world_size(), local_rank, device)
+    env = DistEnv.read()
+    device = env.device()
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(torch.distributed.get_rank(), torch.distributed.get_world_size(), env.local_rank, device)
 
 
 def all_reduce(tensor: torch.Tensor, op=None) -> torch.Tensor:

@@ -12,7 +12,7 @@ import math
 import torch
 
 from train.config import OptimizerDefaults
-from train.model import part_of
+from train.parts import part_of
 
 
 def no_decay(name: str, param: torch.Tensor) -> bool:

@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import hashlib
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,11 +34,15 @@ from train import checkpoint as ckpt
 from train import dist
 from train.config import (TrainConfig, load_deepspeed, model_dtype, offloads_optimizer, optimizer_defaults,
                           resolve_deepspeed, zero_stage)
-from train.encode import collate
 from train.metrics import FlopModel, Reporter, peak_flops
-from train.model import Bundle, add_lora, build_tiny, is_tiny, load, merge_lora, set_trainable
 from train.optim import build_optimizer, build_schedule, param_groups, part_lrs
-from train.step import forward_loss
+from train.parts import add_lora, merge_lora, set_trainable
+from train.step import forward_loss, label_tokens
+from vlm.encode import PlaceholderError, collate
+from vlm.model import Bundle, build_tiny, is_tiny, load
+from vlm.vision import MediaDecoder, VisionSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +55,7 @@ class StepRecord:
     keys: list[str]
     loss: float               # this rank's batch
     lrs: dict[str, float]     # per part, as applied in this step
+    training: bool = True     # the model was in train mode (dropout, gradient checkpointing)
 
 
 @dataclass
@@ -64,6 +70,7 @@ class StageRun:
     step: int = 0
     global_step: int = 0
     flops: FlopModel | None = None
+    skipped: list[dict] = dataclasses.field(default_factory=list)  # samples this rank could not train, why
 
 
 class Trainer:
@@ -80,6 +87,7 @@ class Trainer:
         self.history: list[StepRecord] = []
         self.dtype = model_dtype(self.raw_ds)
         self._hf_ds = None
+        self.current: StageRun | None = None   # the stage being trained (for on_step hooks)
 
     def _check_stages(self) -> None:
         for i, stage in enumerate(self.curriculum.stages):
@@ -96,7 +104,7 @@ class Trainer:
         base = self._prepare()
         loader = CurriculumLoader(self.curriculum, self.config.shards, rank=self.dist.rank,
                                   world_size=self.dist.world_size, num_workers=self.config.num_workers,
-                                  image_size=self._image_size(base), cache_dir=self.run_dir.root / "plans")
+                                  decoder=self._decoder(base), cache_dir=self.run_dir.root / "plans")
         latest = ckpt.latest_checkpoint(self.run_dir)
         reporter = Reporter(self.run_dir.tensorboard, self.dist.is_main, self.config.progress,
                             self._resume_step(latest) + 1)
@@ -136,11 +144,11 @@ class Trainer:
         return step
 
     @staticmethod
-    def _image_size(base: Path) -> tuple[int, int]:
+    def _decoder(base: Path) -> MediaDecoder:
+        """Images at native resolution for the model's own processor (as evaluation decodes them)."""
         from transformers import AutoConfig
 
-        size = AutoConfig.from_pretrained(base, local_files_only=True).vision_config.image_size
-        return size, size
+        return MediaDecoder.for_spec(VisionSpec.from_config(AutoConfig.from_pretrained(base, local_files_only=True)))
 
     # ------------------------------------------------------------------ one stage
 
@@ -149,20 +157,24 @@ class Trainer:
         stage = self.curriculum.stages[index]
         ckpt.seed_everything(self.curriculum.seed * 1000 + index * 100 + self.dist.rank)
         run = self._setup_stage(index, base if index == 0 else self._stage_dir(index - 1), loader)
+        self.current = run
         loader.load_state_dict({"stage": index, "consumed": 0})
         if resume is not None:
             self._restore(run, loader, *resume)
         reporter.start_stage(f"stage {index + 1}/{len(self.curriculum.stages)} {stage.name}", run.total, run.step)
         encoder = run.bundle.encoder(stage.max_seq_len, stage.frames_per_video)
         accum = run.engine.gradient_accumulation_steps()
-        for samples in loader.stage_batches(index):
-            if run.step + 1 == run.total and (run.step + 1) % accum:
-                run.engine.set_gradient_accumulation_boundary(True)  # apply the stage's last partial batch
-            record = self._train_step(run, encoder, samples, loader, reporter)
-            if self._checkpoint_due(run, accum):
-                self._save_checkpoint(run, loader)
-            if self.on_step is not None:
-                self.on_step(self, record)
+        for window in _windows(loader.stage_batches(index), accum, run.step):
+            encoded = [self._encode(run, encoder, samples) for samples in window]
+            normalizer = self._normalizer(encoded, accum)
+            for micro in encoded:
+                if run.step + 1 == run.total and (run.step + 1) % accum:
+                    run.engine.set_gradient_accumulation_boundary(True)  # apply the stage's last partial batch
+                record = self._train_step(run, encoder, micro, normalizer, loader, reporter)
+                if self._checkpoint_due(run, accum):
+                    self._save_checkpoint(run, loader)
+                if self.on_step is not None:
+                    self.on_step(self, record)
         self._finish_stage(run, encoder)
         reporter.end_stage()
 
@@ -177,8 +189,8 @@ class Trainer:
         if total == 0:
             raise UsageError(f"stage {index} ({stage.name}) has no batches; see `python -m curricula plan`")
         hidden = json.loads((Path(start) / "config.json").read_text())["text_config"]["hidden_size"]
-        ds_config = resolve_deepspeed(self.raw_ds, micro_batch=stage.batch_size,
-                                      world_size=self.dist.world_size, hidden_size=hidden)
+        ds_config = resolve_deepspeed(self.raw_ds, micro_batch=stage.batch_size, world_size=self.dist.world_size,
+                                      hidden_size=hidden, grad_accum=stage.grad_accum)
         self._zero3_context(ds_config)
         bundle = self._load(start, stage)
         groups = param_groups(bundle.model, stage.lr, stage.weight_decay)
@@ -187,6 +199,7 @@ class Trainer:
         schedule = build_schedule(optimizer, -(-total // accum), stage.warmup_ratio)
         engine, _, _, _ = deepspeed.initialize(model=bundle.model, optimizer=optimizer, lr_scheduler=schedule,
                                                config=ds_config)
+        engine.train()   # from_pretrained returns eval(): no dropout, and HF checkpointing only fires in train()
         previous = ckpt.load_state(self._stage_dir(index - 1)) if index else {}
         return StageRun(index, stage, bundle, engine, total, global_step=previous.get("global_step", 0),
                         flops=FlopModel.from_model(engine.module, stage.train))
@@ -228,19 +241,41 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
 
-    def _train_step(self, run: StageRun, encoder, samples, loader, reporter: Reporter) -> StepRecord:
+    def _encode(self, run: StageRun, encoder, samples) -> list:
+        """A micro-batch encoded; a sample that cannot be (over max_seq_len by its exact count,
+        placeholders that do not pair up) is skipped, counted and logged with its key, never
+        truncated. A rank left with nothing trains a label-free filler, so every rank still
+        runs the same step and none waits on another."""
+        out = []
+        for sample in samples:
+            try:
+                out.append(encoder.encode(sample))
+            except PlaceholderError as exc:
+                run.skipped.append({"key": sample.key, "source": getattr(sample, "source", ""), "reason": str(exc)})
+                log.warning("rank %d skips %s", self.dist.rank, exc)
+        return out or [encoder.filler()]
+
+    def _normalizer(self, window: list[list], accum: int) -> float:
+        """Label tokens of the global batch (all ranks, this accumulation window) x ranks x
+        accumulation steps: see train/step.py."""
+        local = sum(label_tokens(e.labels[None]) for micro in window for e in micro)
+        total = dist.all_reduce(torch.tensor([float(local)], dtype=torch.float64, device=self.dist.device))
+        return max(float(total.item()), 1.0) / (self.dist.world_size * accum)
+
+    def _train_step(self, run: StageRun, encoder, encoded, normalizer: float, loader,
+                    reporter: Reporter) -> StepRecord:
         start = time.perf_counter()
-        encoded = [encoder.encode(s) for s in samples]
         batch = collate(encoded, encoder, *self._need_visuals(encoded, encoder.spec.has_video))
         lrs = part_lrs(run.engine.optimizer)
         boundary = run.engine.is_gradient_accumulation_boundary()
-        result = forward_loss(run.engine, batch, self.dist.device, self.dtype)
+        result = forward_loss(run.engine, batch, self.dist.device, self.dtype, normalizer)
         run.engine.backward(result.loss)
         run.engine.step()
         run.step += 1
         run.global_step += int(boundary)
         self._report(run, batch, result, lrs, time.perf_counter() - start, loader, reporter)
-        record = StepRecord(run.index, run.step, run.global_step, batch.keys, result.loss.item(), lrs)
+        mean = float(result.seq_sum.sum() / result.seq_tokens.sum().clamp(min=1))
+        record = StepRecord(run.index, run.step, run.global_step, batch.keys, mean, lrs, run.engine.module.training)
         self.history.append(record)
         return record
 
@@ -259,6 +294,8 @@ class Trainer:
                                      int(result.seq_tokens.sum()))
         per_source = torch.zeros(len(sources), 2, dtype=torch.float64)
         for src, s, n in zip(batch.sources, result.seq_sum.tolist(), result.seq_tokens.tolist()):
+            if src not in sources:   # a filler standing in for skipped samples
+                continue
             per_source[sources.index(src)] += torch.tensor([s, n], dtype=torch.float64)
         totals = torch.tensor([batch.tokens, len(batch.keys), flops, seconds], dtype=torch.float64)
         packed = dist.all_reduce(torch.cat([totals, per_source.flatten()]).to(self.dist.device)).cpu()
@@ -323,12 +360,26 @@ class Trainer:
             bundle.save(tmp, state_dict=state_dict)
             ckpt.write_json(tmp / ckpt.STATE, {"stage": run.index, "stage_name": run.spec.name, "step": run.step,
                                                "global_step": run.global_step,
-                                               "over_max_seq_len": encoder.over_length})
+                                               "skipped": run.skipped})
             tmp.rename(out)
         dist.barrier()
         run.engine.destroy()
         run.engine = None
         gc.collect()
+
+
+def _windows(batches, accum: int, done: int):
+    """Micro-batches grouped by optimizer step (the first one completes a window begun before
+    a resume at `done` micro-batches; the stage's last may be short)."""
+    window: list = []
+    size = accum - done % accum
+    for samples in batches:
+        window.append(samples)
+        if len(window) == size:
+            yield window
+            window, size = [], accum
+    if window:
+        yield window
 
 
 def _curriculum_sha1(curriculum: Curriculum) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import missing, scorer, value
+from eval.metrics.core import missing, scorer, value
 from eval.metrics.text import text_entries
 from eval.prompting import extract_answer
 

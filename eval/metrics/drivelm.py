@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eval.metrics import missing, scorer, value
 from eval.metrics.captions import answers
+from eval.metrics.core import missing, scorer, value
 from eval.metrics.judged import judged_mean
 from eval.metrics.text import text_entries
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from eval.metrics import missing, scorer, value
 from eval.metrics.captions import answers
+from eval.metrics.core import missing, scorer, value
 
 NUM = r"-?\d+(?:\.\d+)?"
 BOX = re.compile(rf"\[\s*({NUM})\s*,\s*({NUM})\s*,\s*({NUM})\s*,\s*({NUM})\s*\]")

@@ -20,8 +20,8 @@ import re
 from collections import defaultdict
 
 from eval.judge import template_record
-from eval.metrics import missing, scorer, value
 from eval.metrics.captions import answers
+from eval.metrics.core import missing, scorer, value
 
 CODA_SYSTEM = (
     "You are an impartial judge of answers about driving scenes. You get a question about a traffic scene, "

@@ -16,8 +16,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from eval.metrics import missing, scorer, value
 from eval.metrics.captions import answers
+from eval.metrics.core import missing, scorer, value
 from eval.metrics.text import text_entries
 
 NUM = re.compile(r"-?\d+(?:\.\d+)?")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from eval.metrics import missing, scorer, value
 from eval.metrics.captions import answers
+from eval.metrics.core import missing, scorer, value
 
 CLASSES = {
     "collision": r"\b(collid\w*|collision|crash\w*|hit\w*|run into|rear-end\w*)\b",

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from dataengine.waypoints import parse_waypoints
-from eval.metrics import missing, scorer, value
+from eval.metrics.core import missing, scorer, value
 from eval.prompting import extract_answer
 
 STEPS = 6

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from eval.metrics import missing, scorer, value
+from eval.metrics.core import missing, scorer, value
 from eval.prompting import extract_answer
 
 NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven",

@@ -22,6 +22,8 @@ import subprocess
 import unicodedata
 from pathlib import Path
 
+from eval.metrics.core import missing, value
+
 METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")
 LIBRARY = "pycocoevalcap 1.2 (PTB tokenizer, coco-caption 0-1 scale; CIDEr-D 0-10)"
 
@@ -106,8 +108,6 @@ class CocoText:
 
 def text_entries(ctx, corpora: dict[str, tuple[list[str], list[list[str]]]], note: str = "") -> dict[str, dict]:
     """Scorer entries `<corpus>.<metric>` for each corpus (corpus "" gives bare metric names)."""
-    from eval.metrics import missing, value
-
     out: dict[str, dict] = {}
     problem = java_problem()
     scores = {} if problem else ctx.text.score(corpora)

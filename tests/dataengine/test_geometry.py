@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pyquaternion import Quaternion
 
-from converters.nuscenes import NuScenesConverter
-from converters.nuscenes_scene import SceneGeometry
+from converters.nuscenes.converter import NuScenesConverter
+from converters.nuscenes.scene import SceneGeometry
 from dataengine.geometry import (box_corners, boxes_2d_in_image, invert, matrix_yaw, pose_matrix, project_boxes,
                                  quat_to_matrix, quat_yaw, yaw_to_quat)
 

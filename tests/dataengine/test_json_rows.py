@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from converters.nuscenes_tables import NuScenesTables
+from converters.nuscenes.tables import NuScenesTables
 from dataengine.errors import UsageError
 from dataengine.json_rows import stream_rows
 

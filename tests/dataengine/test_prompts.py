@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dataengine.cameras import NUSCENES_ORDER, canonical
+from converters.nuscenes.tables import CAMERAS, NUSCENES_ORDER
+from dataengine.cameras import canonical
 from dataengine.prompts import STYLES, render
 from dataengine.schema import validate_sample
 
@@ -29,7 +30,7 @@ def make_sample(layout: str, views: list[tuple[str, float]]) -> dict:
     return sample
 
 
-SIX = [canonical("nuscenes", c) for c in NUSCENES_ORDER]
+SIX = [canonical(CAMERAS, c, "nuscenes") for c in NUSCENES_ORDER]
 LAYOUTS = {
     "single_image": [("front", 0.0)],
     "multi_view": [(c, 0.0) for c in SIX],
@@ -57,6 +58,10 @@ SNAPSHOTS = {
         "[back left image] <image>\n[back right image] <image>\n" + Q,
     ("video", "camera_tags"): "[front video] <image>\n" + Q,
     ("multi_view_video", "camera_tags"): "[front video] <image>\n[back video] <image>\n[side left video] <image>\n" + Q,
+    ("single_image", "plain"): "<image>\n" + Q,
+    ("multi_view", "plain"): "<image>\n" * 6 + Q,
+    ("video", "plain"): "<image>\n" + Q,
+    ("multi_view_video", "plain"): "<image>\n" * 3 + Q,
 }
 
 GROUPS = {
@@ -75,6 +80,20 @@ def test_rendered_text_snapshot(layout, style):
     assert out.conversation[1:] == sample["conversations"][1:]
     assert sample["conversations"][0]["content"] == Q  # the sample itself is not modified
     assert out.conversation[0]["content"].count("<image>") == len(out.groups)
+
+
+CODALM_Q = ("There is an image of traffic captured from the perspective of the ego car. Please provide driving "
+            "suggestions for the ego car based on the current scene.")
+
+
+@pytest.mark.parametrize("layout,expected", [("single_image", "<image>\n" + CODALM_Q),
+                                             ("video", "<image>.\n" + CODALM_Q)])
+def test_a_question_that_names_its_view_gets_no_second_view_sentence(layout, expected):
+    """CODA-LM's questions open with their own view sentence: the robotron style adds only the placeholder."""
+    sample = make_sample(layout, LAYOUTS[layout])
+    sample["conversations"][0]["content"] = CODALM_Q
+    text = render(sample, "robotron").conversation[0]["content"]
+    assert text == expected and text.count("captured from") == 1
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
@@ -148,7 +167,7 @@ def test_real_drivelm_demo_prompt(real_samples):
     folder = real_samples / "drivemm_demo" / "drivelm"
     files = {re.search(r"__(CAM_[A-Z_]+)__", p.name).group(1): p for p in folder.glob("*.jpg")}
     assert sorted(files) == sorted(NUSCENES_ORDER)
-    media = [_media_item(i, files[c], canonical("drivelm", c), c, 0.0) for i, c in enumerate(NUSCENES_ORDER)]
+    media = [_media_item(i, files[c], canonical(CAMERAS, c, "drivelm"), c, 0.0) for i, c in enumerate(NUSCENES_ORDER)]
     out = render(_sample("multi_view", media, DEMO_DRIVELM_Q))
     assert out.conversation[0]["content"] == DEMO_DRIVELM_PREFIX + DEMO_DRIVELM_Q
     assert out.kinds == ["image"] * 6  # demo_image.py: modalities = ['image'] * 6
