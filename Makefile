@@ -24,6 +24,7 @@ setup: .venv/.installed
 	touch $@
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 # the whole pipeline on generated data: reports/demo/index.html

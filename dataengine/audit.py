@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from dataengine.errors import DataEngineError, UsageError
+from dataengine.heldout import UNSEEN_DATASETS
 from dataengine.manifest import MANIFEST, dataset_splits
 
 AUDIT_FORMAT = "audit/1"
@@ -29,9 +30,6 @@ AUDIT_DIR = "audit"
 KINDS = ("scene", "frame", "image")
 EVAL_SPLITS = ("val", "test")
 TRAIN_SPLIT = "train"
-# Benchmarks the evaluation plan holds out (reference eval.md section 6: BDD-X and DRAMA come from
-# other sources; nuScenes-QA and Talk2Car are nuScenes-based held-out sets).
-DEFAULT_UNSEEN = ("bddx", "bddx_processed", "drama", "nuscenes_qa", "talk2car")
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -45,7 +43,7 @@ class AuditConfig:
     """Shard root holding `<dataset>/<split>/manifest.parquet`."""
     out: Path | None = None
     """Where the report goes; default `<root>/audit`."""
-    unseen: tuple[str, ...] = DEFAULT_UNSEEN
+    unseen: tuple[str, ...] = UNSEEN_DATASETS
     """Datasets whose evaluation splits must not overlap any training split."""
 
     def out_dir(self) -> Path:

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from dataengine import show
-from dataengine.converter import get, parse_options, registry
 from dataengine.command import OneLineParser, run_command
+from dataengine.converter import get, parse_options, registry
 from dataengine.errors import UsageError
 from dataengine.fixtures import fixture_jobs
+from dataengine.heldout import UNSEEN_DATASETS
 
 
 def _converter_option_flags(parser: argparse.ArgumentParser, cls) -> None:
@@ -60,15 +61,16 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from dataengine.audit import DEFAULT_UNSEEN, AuditConfig
+    from dataengine.audit import AuditConfig
     from dataengine.audit_report import main as audit
 
-    unseen = DEFAULT_UNSEEN if args.unseen is None else tuple(args.unseen)
+    unseen = UNSEEN_DATASETS if args.unseen is None else tuple(args.unseen)
     return audit(AuditConfig(root=Path(args.dir), out=Path(args.out) if args.out else None, unseen=unseen))
 
 
 def _cmd_export_llava(args: argparse.Namespace) -> int:
-    from dataengine.export_llava import ExportConfig, main as export
+    from dataengine.export_llava import ExportConfig
+    from dataengine.export_llava import main as export
 
     return export(ExportConfig(root=Path(args.dir), out=Path(args.out), style=args.style))
 
@@ -118,10 +120,11 @@ def build_parser(converter=None) -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.set_defaults(fn=_cmd_stats)
 
-    p = sub.add_parser("audit", help="leakage audit: evaluation samples sharing a scene, frame or image with training data")
+    p = sub.add_parser("audit", help="leakage audit: evaluation samples sharing a scene, frame or image with "
+                       "training data")
     p.add_argument("dir")
     p.add_argument("--unseen", nargs="*", metavar="NAME", default=None,
-                   help="benchmarks that must not overlap training data (default: bddx drama nuscenes_qa talk2car)")
+                   help=f"datasets that must not overlap training data (default: {' '.join(UNSEEN_DATASETS)})")
     p.add_argument("--out", default=None, help="report directory (default: DIR/audit)")
     p.set_defaults(fn=_cmd_audit)
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from dataengine.errors import UsageError
+from dataengine.heldout import UNSEEN_DATASETS
 from dataengine.keys import check_keys
 from dataengine.prompts import STYLES
 from eval.prompting import REASONING, PromptSpec
@@ -211,6 +212,8 @@ def load_groups(path: Path, benchmarks: dict[str, Benchmark]) -> dict[str, tuple
             raise ctx.fail(str(name), f"unknown benchmark(s) {missing}; known: {', '.join(sorted(benchmarks))}")
         if str(name) in benchmarks:
             raise ctx.fail(str(name), "a group cannot have a benchmark's name")
+    if "unseen" not in groups:  # derived from the one declaration of held-out datasets
+        groups["unseen"] = tuple(sorted(b for b, bench in benchmarks.items() if bench.dataset in UNSEEN_DATASETS))
     return groups
 
 

@@ -17,7 +17,6 @@ which is why a projector-only stage resumes from a checkpoint of a few MB.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from dataengine.errors import UsageError
+from dataengine.jsonfile import write_json
 
 STATE = "trainer_state.json"
 
@@ -52,13 +52,6 @@ class RunDir:
 
     def stage_done(self, index: int, name: str) -> bool:
         return (self.stage(index, name) / STATE).is_file()
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write through a temporary file and rename, so a kill never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def check_run(run: RunDir, identity: dict) -> None:
