@@ -6,7 +6,7 @@ WORKERS ?= 2
 DEMO    ?= demo-out
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 
-.PHONY: setup test demo shards train eval bench clean
+.PHONY: setup test test-all demo shards train eval bench mutation clean
 
 setup: .venv/.installed
 
@@ -25,17 +25,25 @@ setup: .venv/.installed
 
 test: setup
 	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not slow" tests
+
+# everything, the slow tests too (every converter's bad-input corpus, CLI runs): what CI runs
+test-all: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 # the whole pipeline on generated data: reports/demo/index.html
 demo: setup
 	$(PY) -m demo --out $(DEMO) --report reports/demo --workers $(WORKERS)
 
-# Convert a real nuScenes root: make shards NUSCENES=/data/nuscenes [SHARDS=shards] [WORKERS=8]
+# A whole corpus into one root (convert, validate, cards, audit; a rerun skips what is current):
+#   make shards CORPUS=corpora/robotron_drive.yaml [SHARDS=shards] [WORKERS=8]
+# or one real nuScenes root: make shards NUSCENES=/data/nuscenes [SHARDS=shards] [WORKERS=8]
 shards: setup
-	@test -n "$(NUSCENES)" || { echo "set NUSCENES=/path/to/nuscenes (a dataroot with v1.0-*/ tables)"; exit 2; }
-	$(PY) -m dataengine convert nuscenes --src $(NUSCENES) --out $(SHARDS) --workers $(WORKERS)
-	$(PY) -m dataengine validate $(SHARDS)
+	@test -n "$(CORPUS)$(NUSCENES)" || { echo "set CORPUS=corpus.yaml, or NUSCENES=/path/to/nuscenes"; exit 2; }
+	$(if $(CORPUS),$(PY) -m dataengine build $(CORPUS) --out $(SHARDS) --workers $(WORKERS),\
+	  $(PY) -m dataengine convert nuscenes --src $(NUSCENES) --out $(SHARDS) --workers $(WORKERS) && \
+	  $(PY) -m dataengine validate $(SHARDS))
 
 # Fine-tune through a curriculum (re-running the same command resumes):
 #   make train                             the tiny model through curricula/demo.yaml on the demo fixtures
@@ -67,6 +75,11 @@ bench: setup
 	$(PY) benchmarks/convert_hotspots.py --write-docs docs/performance.md
 	$(PY) benchmarks/loader.py --write-docs docs/performance.md
 	$(PY) benchmarks/train_step.py --write-docs docs/performance.md
+
+# Mutation testing (not in CI: minutes per module), one module at a time in a scratch copy;
+# the report goes to docs/testing.md.  make mutation [MODULES="dataengine/schema.py ..."]
+mutation: setup
+	$(PY) tests/mutation.py $(MODULES)
 
 clean:
 	rm -rf $(DEMO) $(EVAL_OUT) reports bench-out .pytest_cache

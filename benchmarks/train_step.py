@@ -122,6 +122,7 @@ def seconds(step, device: torch.device) -> float:
 def plain_hf(model, batch, device, dtype):
     """The baseline step: HF forward with labels (logits everywhere), backward, torch AdamW."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    model.train()   # HF checkpointing (and dropout) only run in train mode
     inputs = to_device(batch.inputs, device, dtype)
     labels = batch.labels.to(device)
 
@@ -143,6 +144,7 @@ def trainer_path(bundle: Bundle, batch, device, dtype, args):
     groups = param_groups(bundle.model, {p: 1e-5 for p in PARTS}, 0.0)
     optimizer = build_optimizer(groups, optimizer_defaults(raw), False)
     engine, *_ = deepspeed.initialize(model=bundle.model, optimizer=optimizer, config=cfg)
+    engine.train()   # as the trainer does
 
     def step():
         engine.backward(forward_loss(engine, batch, device, dtype).loss)

@@ -84,7 +84,7 @@ def _stage_text(ps: PlannedStage, n_stages: int) -> list[str]:
              f"train {'+'.join(s.train)} (lr {lrs}); style {s.prompt_style}",
              f"  max_seq_len {s.max_seq_len}, max_images {s.max_images}, frames/video {s.frames_per_video}, "
              f"batch {s.batch_size}/rank, plan {plan.fingerprint[:12]}"]
-    header = ("source", "matched", "size", "eligible", "weight", "samples", "tokens", "repeats",
+    header = ("source", "matched", "size", "eligible", "weight", "samples", "est. tokens", "repeats",
               "drop len", "drop img")
     rows = [header]
     for sp in plan.sources:
@@ -101,6 +101,10 @@ def _stage_text(ps: PlannedStage, n_stages: int) -> list[str]:
     return lines
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def format_text(curriculum: Curriculum, root: Path, stages: list[PlannedStage]) -> str:
     head = f"curriculum {curriculum.name} (seed {curriculum.seed}) on {root}"
     audit = "audit: " + (str(Path(root) / AUDIT_JSON) if read_audit(root) is not None
@@ -109,7 +113,6 @@ def format_text(curriculum: Curriculum, root: Path, stages: list[PlannedStage]) 
     for ps in stages:
         lines += [""] + _stage_text(ps, len(stages))
     n_warn = sum(len(ps.warnings) for ps in stages)
-    plural = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")
     lines += ["", f"{plural(len(stages), 'stage')}, {plural(n_warn, 'warning')}"]
     return "\n".join(lines) + "\n"
 

@@ -194,7 +194,7 @@ def _draws(n: int, weights, caps, eligible_idx, hashes, seed: int, stage: StageS
     row = np.zeros(len(source), dtype=np.int64)
     for d, spec in enumerate(stage.sources):
         if counts[d]:
-            picks = draw_order(hashes[d], int(counts[d]), (seed, stage.name, spec.pattern))
+            picks = draw_order(hashes[d], int(counts[d]), (seed, stage.name, spec.label))
             row[source == d] = eligible_idx[d][picks]
     return source, row
 
@@ -267,7 +267,7 @@ def _tokens_at(token_of: list[np.ndarray], source: np.ndarray, row: np.ndarray) 
 
 
 def _source_plans(stage, rows, kept, weights, caps) -> list[SourcePlan]:
-    return [SourcePlan(spec.pattern, [f"{d}/{s}" for d, s in r.parts], len(r), len(k), dropped,
+    return [SourcePlan(spec.label, [f"{d}/{s}" for d, s in r.parts], len(r), len(k), dropped,
                        float(weights[i]), None if not np.isfinite(caps[i]) else int(caps[i]))
             for i, (spec, r, (k, dropped)) in enumerate(zip(stage.sources, rows, kept))]
 

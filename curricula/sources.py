@@ -5,6 +5,10 @@ A source is the union of the dataset/splits its pattern matches, in sorted order
 dataset/split matched by two sources of one stage is an error: a sample would have two
 weights. A pattern that matches nothing is a missing source: it has no rows, the planner
 warns, and the stage mixes the sources that exist.
+
+A source with `tasks` keeps only the samples whose task matches one of its globs
+(`planning.*`), so a stage can take one task of a dataset; two sources may then share a
+dataset/split as long as no sample is in both.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from dataengine.frames import VIDEO_LAYOUTS, kept_count
 from dataengine.manifest import MANIFEST, dataset_splits
 from dataengine.tokens import visual_tokens
 
-COLUMNS = ["key", "layout", "n_media", "cameras", "text_tokens", "visual_tokens"]
+COLUMNS = ["key", "task", "layout", "n_media", "cameras", "text_tokens", "visual_tokens"]
 
 
 @dataclass
@@ -50,10 +54,14 @@ def match(pattern: str, available: list[tuple[str, str]]) -> tuple[tuple[str, st
     return tuple(p for p in available if fnmatch.fnmatchcase(f"{p[0]}/{p[1]}", pattern))
 
 
-def _read_part(root: Path, dataset: str, split: str, frames_per_video: int) -> tuple[dict, bytes]:
+def _read_part(root: Path, dataset: str, split: str, frames_per_video: int,
+               tasks: tuple[str, ...] = ()) -> tuple[dict, bytes]:
     path = root / dataset / split / MANIFEST
     blob = path.read_bytes()
     cols = pq.read_table(path, columns=COLUMNS).to_pydict()
+    if tasks:
+        keep = [i for i, t in enumerate(cols["task"]) if any(fnmatch.fnmatchcase(t, g) for g in tasks)]
+        cols = {name: [values[i] for i in keep] for name, values in cols.items()}
     n_images = [kept_count(lay, cams, frames_per_video) for lay, cams in zip(cols["layout"], cols["cameras"])]
     vis = [v if lay not in VIDEO_LAYOUTS else visual_tokens(lay, n)
            for v, lay, n in zip(cols["visual_tokens"], cols["layout"], n_images)]
@@ -61,17 +69,18 @@ def _read_part(root: Path, dataset: str, split: str, frames_per_video: int) -> t
             "n_images": n_images}, blob
 
 
-def read_source(root: Path, pattern: str, parts: tuple[tuple[str, str], ...], frames_per_video: int) -> SourceRows:
-    digest = hashlib.sha1()
+def read_source(root: Path, pattern: str, parts: tuple[tuple[str, str], ...], frames_per_video: int,
+                tasks: tuple[str, ...] = (), label: str | None = None) -> SourceRows:
+    digest = hashlib.sha1(f"tasks:{','.join(tasks)};".encode() if tasks else b"")
     cols: dict[str, list] = {"part": [], "keys": [], "text_tokens": [], "visual_tokens": [], "n_images": []}
     for i, (dataset, split) in enumerate(parts):
-        part, blob = _read_part(root, dataset, split, frames_per_video)
+        part, blob = _read_part(root, dataset, split, frames_per_video, tasks)
         digest.update(f"{dataset}/{split}:{len(blob)}:".encode())
         digest.update(hashlib.sha1(blob).digest())
         cols["part"] += [i] * len(part["keys"])
         for name, values in part.items():
             cols[name] += values
-    return SourceRows(pattern, parts, digest.hexdigest(), np.asarray(cols["part"], dtype=np.int32),
+    return SourceRows(label or pattern, parts, digest.hexdigest(), np.asarray(cols["part"], dtype=np.int32),
                       np.asarray(cols["keys"], dtype=object),
                       np.asarray(cols["text_tokens"], dtype=np.int64),
                       np.asarray(cols["visual_tokens"], dtype=np.int64),
@@ -84,14 +93,16 @@ def resolve(stage: StageSpec, root: Path) -> list[SourceRows]:
     if not root.is_dir():
         raise UsageError(f"{root}: shard root is not a directory")
     available = dataset_splits(root)
-    claimed: dict[tuple[str, str], str] = {}
+    claimed: dict[tuple[str, str], int] = {}
     out = []
-    for spec in stage.sources:
+    for i, spec in enumerate(stage.sources):
         parts = match(spec.pattern, available)
+        rows = read_source(root, spec.pattern, parts, stage.frames_per_video, spec.tasks, spec.label)
         for p in parts:
-            if p in claimed:
+            j = claimed.setdefault(p, i)
+            other = stage.sources[j]
+            if j != i and (not (spec.tasks and other.tasks) or set(rows.keys) & set(out[j].keys)):
                 raise UsageError(f"stage {stage.name!r}: {p[0]}/{p[1]} is matched by both source "
-                                 f"{claimed[p]!r} and {spec.pattern!r}; make the patterns disjoint")
-            claimed[p] = spec.pattern
-        out.append(read_source(root, spec.pattern, parts, stage.frames_per_video))
+                                 f"{other.label!r} and {spec.label!r}; make the patterns or task filters disjoint")
+        out.append(rows)
     return out

@@ -26,6 +26,7 @@ BUDGET_KINDS = ("samples", "tokens", "epochs")
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 # "dataset/split", each side a glob over [a-z0-9_-] names: "drivelm/train", "*/train", "nuscenes*/val"
 PATTERN_RE = re.compile(r"^[a-z0-9_*?\[\]-]+/[a-z0-9_*?\[\]-]+$")
+TASK_RE = re.compile(r"^[a-z0-9_.*?\[\]-]+$")  # a glob over task names such as "planning.trajectory"
 
 
 class SpecError(UsageError):
@@ -47,6 +48,12 @@ class SourceSpec:
     weight: float | None = None  # relative weight (None when the stage uses temperature)
     max_samples: int | None = None    # at most this many draws from the source in the stage
     max_repeats: float | None = None  # at most this many passes over the source in the stage
+    tasks: tuple[str, ...] = ()       # globs over the sample's task ("planning.*"); () keeps every task
+
+    @property
+    def label(self) -> str:
+        """The source's name in plans and logs: the pattern, with its task filter when it has one."""
+        return self.pattern + (f" [{', '.join(self.tasks)}]" if self.tasks else "")
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ TOP_KEYS = ("name", "seed", "stages", "description")
 STAGE_KEYS = ("name", "sources", "temperature", "budget", "train", "lr", "prompt_style", "frames_per_video",
               "max_images", "max_seq_len", "batch_size", "grad_accum", "length_group_window", "warmup_ratio",
               "weight_decay", "description")
-SOURCE_KEYS = ("pattern", "weight", "max_samples", "max_repeats")
+SOURCE_KEYS = ("pattern", "weight", "max_samples", "max_repeats", "tasks")
 
 
 class _Ctx:
@@ -139,7 +146,11 @@ def _source(ctx: _Ctx, raw: Any, where: str) -> SourceSpec:
     max_samples = None if d.get("max_samples") is None else ctx.integer(d["max_samples"], f"{where}.max_samples")
     max_repeats = (None if d.get("max_repeats") is None
                    else ctx.number(d["max_repeats"], f"{where}.max_repeats", strict=True))
-    return SourceSpec(pattern, weight, max_samples, max_repeats)
+    tasks = d.get("tasks", [])
+    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+        raise ctx.fail(f"{where}.tasks", "must be a list of task globs, e.g. [planning.*]")
+    tasks = tuple(ctx.text(t, f"{where}.tasks[{i}]", TASK_RE) for i, t in enumerate(tasks))
+    return SourceSpec(pattern, weight, max_samples, max_repeats, tasks)
 
 
 def _budget(ctx: _Ctx, raw: Any, where: str) -> Budget:
@@ -165,9 +176,9 @@ def _mixing(ctx: _Ctx, sources: tuple[SourceSpec, ...], temperature: float | Non
                                                         "or set the stage's temperature)")
     if temperature is None and not any(s.weight > 0 for s in sources):
         raise ctx.fail(f"{where}.sources", "every weight is zero")
-    patterns = [s.pattern for s in sources]
-    for i, p in enumerate(patterns):
-        if patterns.index(p) != i:
+    labels = [s.label for s in sources]
+    for i, p in enumerate(labels):
+        if labels.index(p) != i:
             raise ctx.fail(f"{where}.sources[{i}].pattern", f"{p!r} is listed twice")
 
 

@@ -7,6 +7,7 @@ from dataengine.errors import UsageError
 from dataengine.manifest import MANIFEST, dataset_splits
 from dataengine.stats import INDEX, card_markdown, dataset_stats, index_markdown
 from dataengine.stats_plot import plot_card
+from dataengine.storage import storage_figures, storage_markdown
 
 
 def write_cards(root: Path) -> list[Path]:
@@ -26,5 +27,5 @@ def write_cards(root: Path) -> list[Path]:
         md.write_text(card_markdown(st, "card.png"))
         written.append(md)
         all_stats.append(st)
-    (root / INDEX).write_text(index_markdown(all_stats))
+    (root / INDEX).write_text(index_markdown(all_stats) + storage_markdown(storage_figures(root)))
     return written

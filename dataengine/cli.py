@@ -1,4 +1,4 @@
-"""The `dataengine` command line: convert, validate, stats, audit, export-llava, fixtures, list."""
+"""The `dataengine` command line: convert, build, validate, stats, audit, export-llava, fixtures, list."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +42,16 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build(args: argparse.Namespace) -> int:
+    from dataengine.build import BuildConfig
+    from dataengine.build import main as build
+
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    return build(BuildConfig(corpus=Path(args.corpus), out=Path(args.out) if args.out else None,
+                             base=Path(args.base) if args.base else None, workers=args.workers))
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from dataengine.validate import validate_root
 
@@ -57,6 +67,9 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     for path in write_cards(Path(args.dir)):
         print(f"wrote {path} and {path.with_name('card.png')}")
     print(f"wrote {Path(args.dir) / INDEX}")
+    from dataengine.storage import storage_figures, storage_markdown
+
+    print(storage_markdown(storage_figures(Path(args.dir))).strip())
     return 0
 
 
@@ -111,6 +124,14 @@ def build_parser(converter=None) -> argparse.ArgumentParser:
     if converter is not None:
         _converter_option_flags(p, converter)
     p.set_defaults(fn=_cmd_convert)
+
+    p = sub.add_parser("build", help="convert every source of a corpus file into one root, validate, audit, "
+                       "write the cards; a rerun skips what is current")
+    p.add_argument("corpus", help="corpus YAML (see corpora/robotron_drive.yaml)")
+    p.add_argument("--out", default=None, help="shard root (default: the file's `out:`)")
+    p.add_argument("--base", default=None, help="folder relative paths in the file start from (default: its folder)")
+    p.add_argument("--workers", type=int, default=2, help="local Ray workers (default 2)")
+    p.set_defaults(fn=_cmd_build)
 
     p = sub.add_parser("validate", help="re-read every shard and check it against its manifest")
     p.add_argument("dir")

@@ -15,13 +15,15 @@ stills that are never re-encoded, so a video sample exports its frames as a mult
 list in time order and its one video placeholder becomes one `<image>` per frame;
 `frame_groups` records which images form each video for loaders that pool frames.
 
-Image bytes are copied from the shards as they are (checked against their sha1), to
-`images/<dataset>/<split>/<key>.<member>`.
+Image bytes are copied from the shard root's media store as they are (checked against their
+sha1), each image once, to `images/<sha1[:2]>/<sha1>.<ext>`: a camera frame that nuScenes,
+DriveLM and nuScenes-QA samples all show is one file, as in LLaVA-NeXT's own image folders.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -49,9 +51,10 @@ class ExportConfig:
     """Prompt style of `dataengine.prompts` that places the `<image>` placeholders."""
 
 
-def image_path(sample: dict, member: str) -> str:
-    """Where an image goes, relative to the export directory (LLaVA-NeXT's --image_folder)."""
-    return f"{IMAGES}/{sample['dataset']}/{sample['split']}/{sample['id']}.{member}"
+def image_path(item: dict) -> str:
+    """Where a media item's image goes, relative to the export directory (LLaVA-NeXT's
+    --image_folder): named by its sha1, so every sample showing it shares one file."""
+    return f"{IMAGES}/{item['sha1'][:2]}/{item['sha1']}.{item['member'].rpartition('.')[2]}"
 
 
 def _expand(text: str, groups: list[list[int]]) -> str:
@@ -71,7 +74,7 @@ def llava_record(sample: dict, style: str) -> tuple[dict, list[int]]:
     order = [i for group in rendered.groups for i in group]
     media = sample["media"]
     record: dict = {"id": sample["id"]}
-    paths = [image_path(sample, media[i]["member"]) for i in order]
+    paths = [image_path(media[i]) for i in order]
     if paths:
         record["image"] = paths[0] if len(paths) == 1 else paths
     record["conversations"] = [{"from": SPEAKERS[t["role"]], "value": _expand(t["content"], rendered.groups)}
@@ -84,20 +87,29 @@ def llava_record(sample: dict, style: str) -> tuple[dict, list[int]]:
     return record, order
 
 
-def _copy_images(stored: StoredSample, order: list[int], out: Path) -> None:
-    media = stored.sample["media"]
+def _copy_images(stored: StoredSample, order: list[int], out: Path) -> int:
+    """Write the images not yet in the export (atomically, so a present file is whole);
+    returns how many were written."""
+    media, written = stored.sample["media"], 0
     for i in order:
+        path = out / image_path(media[i])
+        if path.exists():
+            continue
         blob = stored.media_bytes(i)
         if hashlib.sha1(blob).hexdigest() != media[i]["sha1"]:
             raise ValidationError(f"sample {stored.key}: {media[i]['member']} does not match its sha1")
-        (out / image_path(stored.sample, media[i]["member"])).write_bytes(blob)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+        written += 1
+    return written
 
 
 def _records(cfg: ExportConfig, dataset: str, split: str, counts: dict) -> Iterator[dict]:
-    (Path(cfg.out) / IMAGES / dataset / split).mkdir(parents=True, exist_ok=True)
     for stored in DatasetReader(cfg.root, dataset, split):
         record, order = llava_record(stored.sample, cfg.style)
-        _copy_images(stored, order, Path(cfg.out))
+        counts["files_written"] += _copy_images(stored, order, Path(cfg.out))
         counts["records"] += 1
         counts["images"] += len(order)
         yield record
@@ -105,7 +117,8 @@ def _records(cfg: ExportConfig, dataset: str, split: str, counts: dict) -> Itera
 
 def export_split(cfg: ExportConfig, dataset: str, split: str) -> dict:
     """Stream one dataset/split into `<out>/<dataset>_<split>.json` (a JSON list, one record per line)."""
-    counts = {"dataset": dataset, "split": split, "file": f"{dataset}_{split}.json", "records": 0, "images": 0}
+    counts = {"dataset": dataset, "split": split, "file": f"{dataset}_{split}.json", "records": 0, "images": 0,
+              "files_written": 0}
     with open(Path(cfg.out) / counts["file"], "w") as f:
         f.write("[")
         for n, record in enumerate(_records(cfg, dataset, split, counts)):
@@ -136,12 +149,13 @@ def export(cfg: ExportConfig) -> list[dict]:
     files = [export_split(cfg, dataset, split) for dataset, split in splits]
     write_json(Path(cfg.out) / "export.json", {
         "format": EXPORT_FORMAT, "style": cfg.style, "placeholder": PLACEHOLDER, "image_folder": ".",
-        "files": files, "created_by": f"dataengine export-llava {cfg.root} --out {cfg.out} --style {cfg.style}"})
+        "files": [{k: v for k, v in f.items() if k != "files_written"} for f in files],  # run-dependent
+        "created_by": f"dataengine export-llava {cfg.root} --out {cfg.out} --style {cfg.style}"})
     return files
 
 
 def main(cfg: ExportConfig) -> int:
     for c in export(cfg):
         print(f"{c['dataset']}/{c['split']}: {c['records']} records, {c['images']} images "
-              f"-> {Path(cfg.out) / c['file']}")
+              f"({c['files_written']} new image files) -> {Path(cfg.out) / c['file']}")
     return 0

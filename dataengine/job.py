@@ -6,16 +6,19 @@ through the object store; image bytes go straight from the source files into the
 """
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import importlib
 import json
 import os
 import pickle
+import socket
 import sys
 import time
 import zlib
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ import orjson
 
 from dataengine import SCHEMA_VERSION
 from dataengine.converter import Converter, Unit, check_unit_id, get, options_dict
+from dataengine.errors import DataEngineError, UsageError
 from dataengine.shards import DEFAULT_SHARD_BYTES
 from dataengine.staging import convert_unit, finalize, is_up_to_date, prepare
 
@@ -114,6 +118,18 @@ def _created_by(cfg: JobConfig, converter: Converter) -> str:
     return " ".join(parts)
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A `host:port` that nothing answers on is one line at once (ray.init would retry for
+    a minute, then raise a traceback); "auto" and "ray://" addresses are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
 def _init_ray(cfg: JobConfig) -> bool:
     """Start or join Ray; returns True when this call started it (and must stop it)."""
     import ray
@@ -122,7 +138,12 @@ def _init_ray(cfg: JobConfig) -> bool:
         return False
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except (ConnectionError, RuntimeError, PermissionError, ValueError) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"cannot join the Ray cluster at {address}: {message}") from None
     else:
         ray.init(num_cpus=cfg.workers, include_dashboard=False, object_store_memory=128 * 1024 * 1024,
                  log_to_driver=True, configure_logging=False)
@@ -197,6 +218,20 @@ class _ListingGC:
             gc.enable()
 
 
+@contextmanager
+def _source_errors(cfg: JobConfig):
+    """Listing reads the source's index files: one that breaks the reader (not UTF-8, a
+    table of the wrong shape) refuses the whole source, as one line, like check_source.
+    Records are checked later, one by one, in the workers, and quarantined there."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as exc:
+        what = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        raise UsageError(f"{cfg.src}: not a readable {cfg.dataset} source ({what})") from None
+
+
 def run_job(cfg: JobConfig) -> JobResult:
     with _ListingGC() as listing_gc:
         return _run_job(cfg, listing_gc)
@@ -205,13 +240,15 @@ def run_job(cfg: JobConfig) -> JobResult:
 def _run_job(cfg: JobConfig, listing_gc: _ListingGC) -> JobResult:
     cls = get(cfg.dataset)
     converter = cls(cfg.src, cfg.options)
-    converter.check_source()
+    with _source_errors(cfg):
+        converter.check_source()
     warming = _warm_workers(cls)
     by_split: dict[str, list[PackedUnit]] = {}
-    for unit in converter.units():  # packed as they come: a generator's payloads never pile up
-        check_unit_id(unit)
-        if not cfg.splits or unit.split in cfg.splits:
-            by_split.setdefault(unit.split, []).append(PackedUnit.pack(unit))
+    with _source_errors(cfg):
+        for unit in converter.units():  # packed as they come: a generator's payloads never pile up
+            check_unit_id(unit)
+            if not cfg.splits or unit.split in cfg.splits:
+                by_split.setdefault(unit.split, []).append(PackedUnit.pack(unit))
     by_split = {split: sorted(units, key=lambda u: u.id) for split, units in by_split.items()}
     listing_gc.listed()
     if cfg.limit is not None:
@@ -248,6 +285,15 @@ def _run_job(cfg: JobConfig, listing_gc: _ListingGC) -> JobResult:
     return result
 
 
+def _raise_disk_full(exc: Exception, out: Path) -> None:
+    """A full output disk is the operator's to fix, not a bug: one line (exit 1), and the
+    rerun resumes from the ledger, which kept every unit that finished."""
+    cause = getattr(exc, "cause", exc)
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise DataEngineError(f"no space left on the output disk ({out}): free some and run the same "
+                              "command again; finished units are kept") from None
+
+
 def _run_units(cfg: JobConfig, converter: Converter, todo: list[tuple[PackedUnit, Path]]) -> None:
     import ray
 
@@ -271,10 +317,11 @@ def _run_units(cfg: JobConfig, converter: Converter, todo: list[tuple[PackedUnit
                     in_flight.pop(ref)
                     try:
                         summaries = ray.get(ref)
-                    except Exception:
+                    except Exception as exc:
                         # let the running units finish and reach the ledger, then fail
                         pending.clear()
                         ray.wait(list(in_flight), num_returns=len(in_flight))
+                        _raise_disk_full(exc, cfg.out)
                         raise
                     for summary in summaries:
                         progress.update(summary)

@@ -16,6 +16,11 @@ A single-view question that already says where its image comes from (CODA-LM's o
 placeholder alone, so the view sentence is never doubled.
 `camera_tags` puts each view's camera name next to its placeholder instead:
   "[front image] <image>\\n[front left image] <image>\\n{q}"
+`drivebench` is DriveBench's zero-shot prompt (worldbench/drivebench @ 723908f, `prompt.txt`
+as `inference/utils.py:replace_system_prompt` adapts it and `inference/llava1.5.py` lays it
+out): the placeholders one per line, then the system instructions naming the cameras given
+(nuScenes channel names, "a single camera image" for one), then the question; the
+instructions are our wording of the official ones.
 `plain` writes the placeholders alone, one per line, with no driving text: for
 general-domain data (captions for alignment, as LLaVA's `plain` pretraining template):
   "<image>\\n{q}"
@@ -93,12 +98,34 @@ def _plain(sample: dict, cameras: list[str], kinds: list[str], ph: str) -> str:
     return "".join(f"{ph}\n" for _ in cameras)
 
 
+DRIVEBENCH_SYSTEM = (
+    "You are an autonomous driving assistant that analyses driving scenes and answers questions about them. "
+    "{cameras} Image coordinates are normalized to [0, 1]: (0,0) is the top left corner and (1,1) the bottom right.\n"
+    "\nInstructions:\n1. How to answer:\n- A multiple-choice question: give the chosen option and explain it.\n"
+    "- An \"is\" or \"is not\" question: answer \"Yes\" or \"No\" and explain it.\n"
+    "- An open perception or prediction question: say which camera each object you mention is seen by.\n"
+    "2. What matters for driving:\n- Focus on the attributes of objects (category, status, appearance) and on "
+    "motion (speed, action, acceleration) that bear on safe driving decisions.\n"
+    "\nUse the images and the coordinates to answer the perception, prediction, planning or behavior question as "
+    "it asks.\n")
+
+
+def _drivebench(sample: dict, cameras: list[str], kinds: list[str], ph: str) -> str:
+    channels = [f"CAM_{c.upper()}" for c in cameras]
+    if len(channels) == 1:
+        given = f"You are provided with a single camera image: [{channels[0]}]."
+    else:
+        given = f"You are provided with {len(channels)} camera images in the sequence [{', '.join(channels)}]."
+    return "".join(f"{ph}\n" for _ in cameras) + DRIVEBENCH_SYSTEM.format(cameras=given)
+
+
 # A style takes (sample, camera per placeholder, kind per placeholder, placeholder token) and
 # returns the text that goes before the first user turn.
 STYLES: dict[str, Callable[[dict, list[str], list[str], str], str]] = {
     "robotron": _robotron,
     "camera_tags": _camera_tags,
     "plain": _plain,
+    "drivebench": _drivebench,
 }
 
 

@@ -1,26 +1,47 @@
 """Reading shards: iterate a dataset/split in order, or fetch one sample by key.
 
 Random access uses the manifest's byte ranges: one seek and one read per sample, no scan.
+A sample's images come from the root's media store (`dataengine/mediastore.py`), one
+`pread` each, only when asked for; a sample/1 shard (images as tar members) still reads.
 """
 from __future__ import annotations
 
 import io
 import json
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from dataengine.manifest import MANIFEST, read_manifest
+from dataengine.mediastore import MediaStore
+
+
+class StoreMedia(Mapping):
+    """A sample's media bytes by member name (`img0.jpg`), read from the store on access."""
+
+    def __init__(self, sample: dict, store: MediaStore):
+        self._sha1 = {m["member"]: m["sha1"] for m in sample.get("media", [])}
+        self._store = store
+
+    def __getitem__(self, member: str) -> bytes:
+        return self._store.read(self._sha1[member])
+
+    def __iter__(self):
+        return iter(self._sha1)
+
+    def __len__(self) -> int:
+        return len(self._sha1)
 
 
 @dataclass
 class StoredSample:
-    """A sample as stored: its JSON and its media bytes keyed by member suffix."""
+    """A sample as stored: its JSON and its media bytes keyed by member name."""
 
     key: str
     sample: dict
-    media: dict[str, bytes] = field(default_factory=dict)
+    media: Mapping[str, bytes] = field(default_factory=dict)
 
     def media_bytes(self, index: int) -> bytes:
         return self.media[self.sample["media"][index]["member"]]
@@ -46,8 +67,9 @@ def parse_members(blob: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def _to_sample(key: str, members: list[tuple[str, bytes]]) -> StoredSample:
+def _to_sample(key: str, members: list[tuple[str, bytes]], store: MediaStore | None = None) -> StoredSample:
     stored = StoredSample(key, {})
+    inline = {}
     for name, data in members:
         member_key, _, suffix = name.partition(".")
         if member_key != key:
@@ -55,7 +77,9 @@ def _to_sample(key: str, members: list[tuple[str, bytes]]) -> StoredSample:
         if suffix == "json":
             stored.sample = json.loads(data)
         else:
-            stored.media[suffix] = data
+            inline[suffix] = data
+    # sample/1 carried its images as members; sample/2 names them by sha1 in the store
+    stored.media = inline if inline or store is None else StoreMedia(stored.sample, store)
     return stored
 
 
@@ -64,6 +88,7 @@ class DatasetReader:
 
     def __init__(self, root: Path, dataset: str, split: str):
         self.dir = Path(root) / dataset / split
+        self.store = MediaStore(root)
         self.manifest = read_manifest(self.dir / MANIFEST)
         self._rows = {k: i for i, k in enumerate(self.manifest.column("key").to_pylist())}
         self._shards = self.manifest.column("shard").to_pylist()
@@ -83,25 +108,26 @@ class DatasetReader:
         with open(self.dir / self._shards[i], "rb") as f:
             f.seek(self._offsets[i])
             blob = f.read(self._sizes[i])
-        return _to_sample(key, parse_members(blob))
+        return _to_sample(key, parse_members(blob), self.store)
 
     def __iter__(self) -> Iterator[StoredSample]:
         """All samples in manifest order, streaming each shard once."""
         for shard in dict.fromkeys(self._shards):
-            yield from iter_shard(self.dir / shard)
+            yield from iter_shard(self.dir / shard, self.store)
 
 
-def iter_shard(path: Path) -> Iterator[StoredSample]:
-    """Group a shard's members by key, as WebDataset does (key = name up to the first dot)."""
+def iter_shard(path: Path, store: MediaStore | None = None) -> Iterator[StoredSample]:
+    """Group a shard's members by key, as WebDataset does (key = name up to the first dot);
+    with `store`, a sample's media are read from it on access."""
     current: str | None = None
     members: list[tuple[str, bytes]] = []
     with tarfile.open(path, mode="r:") as tar:
         for info in tar:
             key = info.name.partition(".")[0]
             if current is not None and key != current:
-                yield _to_sample(current, members)
+                yield _to_sample(current, members, store)
                 members = []
             current = key
             members.append((info.name, tar.extractfile(info).read()))
     if current is not None:
-        yield _to_sample(current, members)
+        yield _to_sample(current, members, store)

@@ -1,4 +1,8 @@
-"""Sample schema v1: the contract between converters, shards, the loader and evaluation.
+"""Sample schema v2: the contract between converters, shards, the loader and evaluation.
+
+sample/2 has the fields of sample/1; what changed is storage: a media item's bytes are in the
+shard root's media store under its `sha1`, no longer a tar member beside the JSON
+(docs/format.md, "Migration from sample/1"). A converter may still label its records sample/1.
 
 `validate_sample` collects every problem of a sample and raises one `SchemaError` that
 names the sample and each bad field, so a converter bug is fixed in one pass.
@@ -22,6 +26,7 @@ COMMANDS = ("turn_left", "turn_right", "go_straight")
 TRAJECTORY_FRAMES = ("ego_xfwd_yleft", "lidar_xright_yfwd")
 SHA1_RE = re.compile(r"[0-9a-f]{40}")
 NAMESPACE_RE = re.compile(r"^[a-z0-9_]+:.+$")
+READABLE = ("sample/1", SCHEMA_VERSION)  # record fields identical; the writer stamps SCHEMA_VERSION
 REQUIRED = ("schema", "id", "dataset", "split", "task", "scene_id", "frame_id", "layout",
             "media", "conversations", "meta")
 OPTIONAL = ("ego", "trajectory", "command", "objects")
@@ -149,7 +154,7 @@ def _check_optional(sample: dict, bad: list[str]) -> None:
 
 
 def validate_sample(sample: Any) -> None:
-    """Raise SchemaError naming the sample and every field that breaks schema v1."""
+    """Raise SchemaError naming the sample and every field that breaks the schema."""
     if not isinstance(sample, dict):
         raise SchemaError(f"sample must be a JSON object, got {type(sample).__name__}")
     bad: list[str] = []
@@ -159,7 +164,7 @@ def validate_sample(sample: Any) -> None:
     extra = set(sample) - set(REQUIRED) - set(OPTIONAL)
     if extra:
         bad.append(f"unknown top-level fields {sorted(extra)}: put source extras under meta")
-    if sample.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
+    if sample.get("schema", SCHEMA_VERSION) not in READABLE:
         bad.append(f"schema: {sample.get('schema')!r}, this engine reads {SCHEMA_VERSION!r}")
     key = sample.get("id")
     if "id" in sample and (not isinstance(key, str) or not KEY_RE.match(key)):

@@ -1,9 +1,10 @@
-"""Deterministic WebDataset tar writing.
+"""Deterministic WebDataset tar writing: sample shards and the media store's packs.
 
-Same samples in, same bytes out: members in a fixed order (the `.json`, then media in
-`media` order), mtime/uid/gid zeroed, no user or group names, fixed modes. Image bytes are
-copied as they are. Each written sample reports its byte range in the shard, which the
-manifest keeps so one sample can be read by key without scanning.
+Same samples in, same bytes out: members in a fixed order, mtime/uid/gid zeroed, no user or
+group names, fixed modes. A sample shard holds each sample's `.json` (schema sample/2: the
+images are in the shard root's media store, `dataengine/mediastore.py`); a media pack holds
+image bytes copied as they are. Each write reports its byte range, which the manifest (or
+the media index) keeps so one sample can be read by key without scanning.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import orjson
 
+from dataengine import SCHEMA_VERSION
 from dataengine.converter import Record
-from dataengine.schema import validate_sample
+from dataengine.schema import READABLE, validate_sample
 
 DEFAULT_SHARD_BYTES = 256 * 1024 * 1024
 
@@ -55,8 +57,12 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 
 def seal(record: Record) -> dict:
-    """Fill media sha1s from the bytes, then validate; returns the sample to write."""
+    """Fill media sha1s from the bytes, stamp the stored schema version, then validate;
+    returns the sample to write. A converter's record is the same under sample/1 and
+    sample/2 (only where the bytes are stored differs), so either is accepted here."""
     sample = record.sample
+    if sample.get("schema") in READABLE:
+        sample["schema"] = SCHEMA_VERSION
     media = sample.get("media", [])
     if len(media) != len(record.media):
         sample_id = sample.get("id", "<no id>")
@@ -159,10 +165,13 @@ class TarShardWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         self._pos = self._flushed = 0
 
-    def write(self, key: str, sample: dict, media: list[bytes]) -> Written:
-        chunks = _member(f"{key}.json", sample_json(sample))
-        for item, blob in zip(sample["media"], media):
-            chunks += _member(f"{key}.{item['member']}", blob)
+    def write(self, key: str, sample: dict) -> Written:
+        """A sample's `.json` member; its media go to the media store (schema sample/2)."""
+        return self.write_members([(f"{key}.json", sample_json(sample))])
+
+    def write_members(self, members: list[tuple[str, bytes]]) -> Written:
+        """Members written back to back (a sample, or an image of a media pack)."""
+        chunks = [c for name, data in members for c in _member(name, data)]
         size = sum(len(c) for c in chunks)
         if self._fd is None or (self._pos > 0 and self._pos + size + 2 * BLOCK > self.shard_bytes):
             self._open_next()

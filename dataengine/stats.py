@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataengine.cameras import CANONICAL
-from dataengine.manifest import (CARD, MANIFEST, QUARANTINE, read_manifest, read_quarantine, reason_category)
+from dataengine.manifest import CARD, MANIFEST, QUARANTINE, read_manifest, read_quarantine, reason_category
 from dataengine.schema import SPLITS
 
 INDEX = "CARDS.md"

@@ -1,19 +1,22 @@
 """`dataengine validate DIR`: re-read every shard and check it against its manifest and card.
 
-Checks, per dataset/split: every shard the manifest names exists and no other shard is
-there; each sample's JSON passes schema v1; members, byte ranges and media sha1s agree
-with the manifest and the JSON; counts agree with the card and the quarantine; keys are
+Checks the root's media store first (every pack's members at their indexed offsets, hashing
+to their sha1s; no pack outside the index). Then, per dataset/split: every shard the
+manifest names exists and no other shard is there; each sample's JSON passes the schema
+(sample/2); byte ranges and media sha1s agree with the manifest, and every sha1 resolves in
+the store; counts agree with the card and the quarantine; keys are
 unique across the whole root. The first problem raises ValidationError naming the file.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from pathlib import Path
 
+from dataengine import SCHEMA_VERSION
 from dataengine.errors import SchemaError, ValidationError
 from dataengine.manifest import CARD, MANIFEST, QUARANTINE, dataset_splits, read_manifest, read_quarantine
+from dataengine.mediastore import MediaIndex, read_index, validate_store
 from dataengine.schema import validate_sample
 
 
@@ -38,7 +41,7 @@ def _scan_shard(path: Path) -> dict[str, dict]:
     return found
 
 
-def _check_sample(path: Path, key: str, entry: dict, row: dict) -> None:
+def _check_sample(path: Path, key: str, entry: dict, row: dict, index: MediaIndex) -> None:
     members = entry["members"]
     if "json" not in members:
         _fail(path, f"sample {key} has no .json member")
@@ -47,20 +50,25 @@ def _check_sample(path: Path, key: str, entry: dict, row: dict) -> None:
         validate_sample(sample)
     except (ValueError, SchemaError) as exc:
         _fail(path, f"sample {key}: {exc}")
+    if sample["schema"] != SCHEMA_VERSION:
+        _fail(path, f"sample {key} is {sample['schema']}, this engine writes {SCHEMA_VERSION}: rerun its "
+                    "`dataengine convert` (docs/format.md, Migration from sample/1)")
     if sample["id"] != key:
         _fail(path, f"sample {key}: JSON id is {sample['id']!r}")
     if (entry["offset"], entry["end"] - entry["offset"]) != (row["offset"], row["size"]):
         _fail(path, f"sample {key}: byte range differs from the manifest")
-    expected = ["json"] + [m["member"] for m in sample["media"]]
-    if sorted(members) != sorted(expected) or row["members"] != expected[1:]:
-        _fail(path, f"sample {key}: members {sorted(members)} but JSON/manifest list {expected}")
+    names = [m["member"] for m in sample["media"]]
+    if sorted(members) != ["json"] or row["members"] != names:
+        _fail(path, f"sample {key}: members {sorted(members)} (only its json expected), manifest lists "
+                    f"{row['members']} for media {names}")
     for i, item in enumerate(sample["media"]):
-        digest = hashlib.sha1(members[item["member"]]).hexdigest()
-        if digest != item["sha1"] or digest != row["media_sha1"][i]:
-            _fail(path, f"sample {key}: sha1 of {item['member']} is {digest}, recorded {item['sha1']}")
+        if item["sha1"] != row["media_sha1"][i]:
+            _fail(path, f"sample {key}: {item['member']} has sha1 {item['sha1']}, manifest {row['media_sha1'][i]}")
+        if item["sha1"] not in index:
+            _fail(path, f"sample {key}: {item['member']} (sha1 {item['sha1']}) is not in the media store")
 
 
-def validate_split(split_dir: Path, seen_keys: dict[str, Path]) -> int:
+def validate_split(split_dir: Path, seen_keys: dict[str, Path], index: MediaIndex) -> int:
     manifest_path = split_dir / MANIFEST
     rows = read_manifest(manifest_path).to_pylist()
     card_path = split_dir / CARD
@@ -91,7 +99,7 @@ def validate_split(split_dir: Path, seen_keys: dict[str, Path]) -> int:
         for row in shard_rows:
             if row["key"] not in found:
                 _fail(path, f"sample {row['key']} missing")
-            _check_sample(path, row["key"], found.pop(row["key"]), row)
+            _check_sample(path, row["key"], found.pop(row["key"]), row, index)
         if found:
             _fail(path, f"samples not in the manifest: {sorted(found)[:3]}")
     return len(rows)
@@ -103,5 +111,7 @@ def validate_root(root: Path) -> dict[str, int]:
     splits = dataset_splits(root)
     if not splits:
         raise ValidationError(f"{root}: no <dataset>/<split>/{MANIFEST} found")
+    validate_store(root)  # every stored sha1 against its bytes, before any reference to it
+    index = read_index(root)
     seen: dict[str, Path] = {}
-    return {f"{d}/{s}": validate_split(root / d / s, seen) for d, s in splits}
+    return {f"{d}/{s}": validate_split(root / d / s, seen, index) for d, s in splits}

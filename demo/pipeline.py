@@ -20,11 +20,13 @@ from pathlib import Path
 
 from dataengine.audit import AuditConfig, LeakageError
 from dataengine.audit_report import main as audit
-from dataengine.converter import registry
-from dataengine.fixtures import fixture_jobs
-from dataengine.job import JobConfig, run_job
+from dataengine.build import BuildConfig, convert_sources, read_corpus, summary_table
 from dataengine.cards import write_cards
+from dataengine.converter import registry
+from dataengine.job import JobConfig, run_job
 from dataengine.validate import validate_root
+
+DEMO_CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "demo.yaml"
 
 
 class Steps:
@@ -55,12 +57,13 @@ def convert_all(out: Path, workers: int, steps: Steps, datasets: list[str], real
     ray.init(num_cpus=workers, include_dashboard=False, object_store_memory=128 * 1024 * 1024,
              configure_logging=False, log_to_driver=False)
     try:
-        for name in datasets:
-            steps(f"{name}: writing a fixture in its raw format, converting it with Ray ({workers} workers)")
-            for job_src, options in fixture_jobs(name, out / "raw" / name):
-                result = run_job(JobConfig(dataset=name, src=job_src, out=out / "shards", workers=workers,
-                                           options=options, progress=False))
-                _print_counts(name, result.cards)
+        # `dataengine build corpora/demo.yaml --base OUT --out OUT/shards`, one source per step
+        _, sources = read_corpus(BuildConfig(corpus=DEMO_CORPUS, out=out / "shards", base=out))
+        rows = []
+        for source in (s for s in sources if s.dataset in datasets):
+            steps(f"{source.dataset}: writing a fixture in its raw format, converting it with Ray ({workers} workers)")
+            rows += convert_sources(out / "shards", [source], workers, progress=False)
+        print("    " + summary_table(rows).replace("\n", "\n    "))
         if real is not None:
             steps(f"converting the real samples with images from {real} (DriveLM on real nuScenes JPEGs, Waymo)")
             for job in real_jobs(real, out):

@@ -2,6 +2,7 @@
 
     python -m eval --run RUN_DIR  --benchmarks seen unseen --shards DIR --out DIR [--compare]
     python -m eval --model PATH|tiny --benchmarks maplm nuscenes_qa --shards DIR --out DIR [--zero-shot]
+    python -m eval score BENCHMARK --predictions FILE --references FILE --out DIR   (another model's predictions)
 
 `--run` evaluates the run's last finished stage ("fine_tuned"); with `--compare` also the
 model the run started from, prompted zero-shot ("zero_shot": each benchmark's
@@ -220,6 +221,13 @@ def _print_summary(paths: list[Path], scores: dict, contamination: dict) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["score"]:  # `python -m eval score BENCHMARK ...`: external predictions (eval/submissions.py)
+        from eval.submissions import main as score_main
+
+        return score_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return run_command("eval", lambda: run(args))

@@ -18,6 +18,8 @@ import json
 import math
 from pathlib import Path
 
+from eval import robustness
+
 FORMAT = "eval-report/1"
 GROUP_COLOURS = {"seen": "#3b75af", "unseen": "#e1812c", "other": "#7f7f7f"}
 VARIANT_COLOURS = ["#9aa5b1", "#2b6cb0", "#38a169", "#d69e2e"]
@@ -34,6 +36,7 @@ def build(scores: dict[str, dict], groups: dict[str, str], contamination: dict, 
                      "dataset": first.get("dataset"), "split": first.get("split"),
                      "contamination": contamination["benchmarks"].get(name, {}),
                      "status": first.get("status", "scored"), "note": first.get("note", ""),
+                     "submission": first.get("submission"),
                      "samples": {v: b.get("samples", 0) for v, b in per.items()},
                      "failures": {v: b.get("failures", 0) for v, b in per.items()},
                      "headline": [{**h, "values": {v: _metric(b, h["metric"]) for v, b in per.items()}}
@@ -110,11 +113,17 @@ def markdown(report: dict, plots: list[str]) -> str:
         lines.append(f"- **{v}**: {m.get('label') if m else 'no predictions'}")
     lines += ["", "## Seen vs unseen", "", table(*_summary_rows(report)), ""]
     lines += [f"![{p}]({p})" for p in plots] + [""]
+    lines += robustness.markdown_rows(report)
     for b in report["benchmarks"]:
         lines += [f"## {b['benchmark']} ({b['group']}; {b['dataset']}/{b['split']})", ""]
         if b["status"] != "scored":
             lines += [f"{b['status']}: {b['note']}", ""]
             continue
+        if b.get("submission"):
+            c = b["submission"]
+            lines += [f"External predictions (join on {c['join']}): {c['matched']} matched, {c['unanswered']} "
+                      f"references unanswered, {c['unmatched_predictions']} predictions matched nothing.", ""]
+            lines += [f"**Warning**: {w}" for w in c["warnings"]] + ([""] if c["warnings"] else [])
         lines += [table(*_metric_rows(report, b)), ""]
     return "\n".join(lines) + "\n"
 
@@ -234,7 +243,8 @@ def write(out: Path, scores: dict[str, dict], groups: dict[str, str], contaminat
     """report.json, report.md, report.html and the plots under `out`."""
     out = Path(out)
     report = build(scores, groups, contamination, order)
-    plots = [p for p in (plot_groups(report, out / "groups.png"), plot_comparison(report, out / "comparison.png")) if p]
+    plots = [p for p in (plot_groups(report, out / "groups.png"), plot_comparison(report, out / "comparison.png"),
+                         robustness.plot(report, out / "robustness.png")) if p]
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(markdown(report, [p.name for p in plots]))
     (out / "report.html").write_text(page(report, plots))

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from synthetic_shards import jpeg, record, write_split
 
 from curricula.sources import SourceRows
-from synthetic_shards import jpeg, record, write_split
 
 
 def _turns(dataset: str, i: int, long: bool) -> list[str]:

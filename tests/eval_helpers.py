@@ -10,12 +10,13 @@ from pathlib import Path
 from dataengine.reader import DatasetReader
 from eval.predictor import Generation
 from eval.prompting import turns
+from vlm.vision import MediaDecoder
 
 
 class OraclePredictor:
     """Answers turn k of a sample with its reference answer k."""
 
-    image_size = (28, 28)
+    decode = MediaDecoder("llava_onevision", 28)   # the tiny model's image path
 
     def __init__(self, shards: Path, parts: list[tuple[str, str]], label: str = "oracle"):
         self.answers = {}
@@ -37,7 +38,7 @@ class OraclePredictor:
 class FixedPredictor:
     """Answers every question with the same text (or fails every sample with `error`)."""
 
-    image_size = (28, 28)
+    decode = MediaDecoder("llava_onevision", 28)   # the tiny model's image path
 
     def __init__(self, text: str = "", error: str | None = None):
         self.text, self.error = text, error

@@ -56,6 +56,7 @@ class StepRecord:
     loss: float               # this rank's batch
     lrs: dict[str, float]     # per part, as applied in this step
     training: bool = True     # the model was in train mode (dropout, gradient checkpointing)
+    lengths: tuple[int, ...] = ()  # tokens per sequence of the batch
 
 
 @dataclass
@@ -157,6 +158,9 @@ class Trainer:
         stage = self.curriculum.stages[index]
         ckpt.seed_everything(self.curriculum.seed * 1000 + index * 100 + self.dist.rank)
         run = self._setup_stage(index, base if index == 0 else self._stage_dir(index - 1), loader)
+        # again after loading: ZeRO-3's partitioned init draws random numbers ZeRO-2's does not,
+        # and dropout in train mode must see the same stream under either
+        ckpt.seed_everything(self.curriculum.seed * 1000 + index * 100 + 50 + self.dist.rank)
         self.current = run
         loader.load_state_dict({"stage": index, "consumed": 0})
         if resume is not None:
@@ -275,7 +279,8 @@ class Trainer:
         run.global_step += int(boundary)
         self._report(run, batch, result, lrs, time.perf_counter() - start, loader, reporter)
         mean = float(result.seq_sum.sum() / result.seq_tokens.sum().clamp(min=1))
-        record = StepRecord(run.index, run.step, run.global_step, batch.keys, mean, lrs, run.engine.module.training)
+        record = StepRecord(run.index, run.step, run.global_step, batch.keys, mean, lrs, run.engine.module.training,
+                            tuple(int(n) for n in batch.inputs["attention_mask"].sum(1)))
         self.history.append(record)
         return record
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import torch
 
@@ -87,14 +88,39 @@ def resample(frames: list[int], count: int | None) -> list[int]:
     return [frames[i] for i in spaced(len(frames), count)]
 
 
+def video_as_frames(sample, frames_per_video: int | None) -> SimpleNamespace:
+    """The sample for a model family without video input (LLaVA-NeXT): each video placeholder
+    becomes one image placeholder per kept frame, in time order, as a multi-image sample."""
+    groups, kinds, expand = [], [], []
+    for g, kind in zip(sample.groups, sample.kinds):
+        frames = resample(g, frames_per_video) if kind == "video" else g
+        groups += [[i] for i in frames]
+        kinds += ["image"] * len(frames)
+        expand.append(len(frames) if kind == "video" else 0)
+    used = sorted({i for g in groups for i in g})
+    remap = {old: new for new, old in enumerate(used)}
+    k = iter(expand)
+
+    def replace(match: re.Match) -> str:
+        n = next(k, 0)
+        return "<image>" * n if n else match.group(0)
+
+    conversation = [dict(turn, content=PLACEHOLDER.sub(replace, turn["content"]))
+                    if isinstance(turn.get("content"), str) else turn for turn in sample.conversation]
+    return SimpleNamespace(key=sample.key, source=getattr(sample, "source", ""), conversation=conversation,
+                           groups=[[remap[i] for i in g] for g in groups], kinds=kinds,
+                           images=[sample.images[i] for i in used])
+
+
 class Encoder:
     """Turns LoadedSample-shaped objects (key, source, conversation, groups, kinds, images)
     into `Encoded`, with one tokenizer, image processor, vision spec and chat format."""
 
     def __init__(self, tokenizer, image_processor, spec: VisionSpec, chat: ChatFormat, max_seq_len: int = 8192,
-                 frames_per_video: int | None = None):
+                 frames_per_video: int | None = None, video_as_frames: bool = True):
         self.tokenizer, self.image_processor, self.spec, self.chat = tokenizer, image_processor, spec, chat
         self.max_seq_len, self.frames_per_video = max_seq_len, frames_per_video
+        self.video_as_frames = video_as_frames   # a family without video input gets frames as images
         self.token_id = {"image": tokenizer.convert_tokens_to_ids("<image>"),
                          "video": tokenizer.convert_tokens_to_ids("<video>")}
 
@@ -116,6 +142,8 @@ class Encoder:
                        visuals, n_visual)
 
     def _tokens(self, sample, add_generation_prompt: bool):
+        if self.video_as_frames and not self.spec.has_video and "video" in sample.kinds:
+            sample = video_as_frames(sample, self.frames_per_video)
         segments = self.chat.segments(sample.conversation, add_generation_prompt)
         n_placeholders = sum(len(PLACEHOLDER.findall(text)) for text, _ in segments)
         check_groups(sample.key, n_placeholders, sample.groups, sample.kinds, len(sample.images),

@@ -121,8 +121,8 @@ class MediaDecoder:
     """Decodes one sample's media for a model family (picklable: loader workers run it).
 
     A lone image and every LLaVA-NeXT image are tiled from the full image (anyres); a
-    OneVision multi-image view is padded to a square and resized to one crop, and a video
-    frame is resized to one crop, so those may be decoded smaller."""
+    OneVision multi-image view is padded to a square and resized to one crop, and a OneVision
+    video frame is resized to one crop, so those may be decoded smaller."""
 
     family: str
     crop: int
@@ -133,7 +133,8 @@ class MediaDecoder:
 
     def __call__(self, payloads: list[bytes], groups: list[list[int]], kinds: list[str]) -> list[Image.Image]:
         multi = sum(k == "image" for k in kinds) > 1 and self.family == "llava_onevision"
-        shrink = {i: k for g, k in zip(groups, kinds) for i in g if k == "video" or multi}
+        video = self.family == "llava_onevision"   # LLaVA-NeXT tiles video frames as images (anyres)
+        shrink = {i: k for g, k in zip(groups, kinds) for i in g if (k == "video" and video) or multi}
         return [decode_image(data, self.crop if i in shrink else None, square=shrink.get(i) == "video")
                 for i, data in enumerate(payloads)]
 

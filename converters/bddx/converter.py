@@ -22,8 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from converters.bddx.table import (CSV_NAME, SPLIT_FILES, Row, Segment, assign_splits, header_slots, parse_segment,
-                                   read_rows, read_splits)
+from converters.bddx.table import (
+    CSV_NAME,
+    SPLIT_FILES,
+    Row,
+    Segment,
+    assign_splits,
+    header_slots,
+    parse_segment,
+    read_rows,
+    read_splits,
+)
 from converters.bddx.video import VideoError, duration_s, frames_at, past_end, sample_times
 from dataengine.cameras import canonical
 from dataengine.converter import Converter, Quarantined, Record, Unit, register

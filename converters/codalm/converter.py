@@ -77,6 +77,10 @@ def _format_problem(data) -> str | None:
     general = data.get("general_perception")
     if not isinstance(general, dict) or not isinstance(general.get(SUMMARY), str):
         return f"general_perception is not an object with a {SUMMARY!r} string"
+    for key in PERCEPTION_LISTS:  # kept in meta: a NaN or a stray type there would fail the sample
+        items = general.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            return f"general_perception[{key!r}] is not a list of objects"
     if not isinstance(data.get("region_perception", {}), dict):
         return "region_perception is not an object"
     if not isinstance(data.get("driving_suggestion"), str):

@@ -71,11 +71,13 @@ def question_type(question: str) -> tuple[str, str]:
 
 def inline_options(question: str) -> list[str] | None:
     """Options written after "Your potential choice is:", split at '. ' (options contain commas,
-    never a period inside); None when the question shows none."""
+    never a period inside), each with its final period, as problems.json writes the choices and
+    run_eval.py matches them ("...worn." is then not inside "...worn and occluded by vehicle.");
+    None when the question shows none."""
     if CHOICE_MARK not in question:
         return None
     tail = question.split(CHOICE_MARK, 1)[1].strip()
-    return [o.strip().rstrip(".").strip() for o in tail.split(". ") if o.strip().rstrip(".").strip()]
+    return [o.strip().rstrip(".").strip() + "." for o in tail.split(". ") if o.strip().rstrip(".").strip()]
 
 
 def answer_text(answer: str) -> str:
@@ -87,7 +89,7 @@ def answer_text(answer: str) -> str:
 
 
 def match_option(text: str, options: list[str]) -> int | None:
-    hits = [i for i, o in enumerate(options) if o.lower() == text.lower()]
+    hits = [i for i, o in enumerate(options) if o.rstrip(".").lower() == text.lower()]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -244,10 +246,10 @@ class MAPLMConverter(Converter):
             return None, "closed-choice qa item has no list of choice strings"
         if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
             return None, f"answer {answer!r} is not an index into its {len(choices)} choices"
-        options = [c.rstrip(".") for c in choices]
+        options = list(choices)  # as written, final period kept: run_eval.py matches on these
         return {**base, "question": _with_options(qa["question"], choices), "options": options,
-                "answer_index": answer, "answer": options[answer],
-                "reply": f"{ANSWER_PREFIX} {options[answer]}."}, None
+                "answer_index": answer, "answer": options[answer].rstrip("."),
+                "reply": f"{ANSWER_PREFIX} {options[answer].rstrip('.')}."}, None
 
     def _llava_questions(self, entry: dict) -> tuple[str, dict, list[dict], list[Quarantined]]:
         record = entry["record"]

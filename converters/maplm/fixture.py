@@ -17,7 +17,8 @@ import numpy as np
 from converters.fixture_images import render_jpeg
 from converters.maplm.converter import BEV, CHOICE_MARK, FRONT, MAPLMOptions
 
-# (question in problems.json, question in the LLaVA file, choices); LAN shows no options there
+# (question in problems.json, question in the LLaVA file, choices); LAN shows no options there.
+# problems.json writes each choice with its final period (run_eval.py matches on them so).
 QUESTIONS = (
     ("What kind of road scene is it in the images?", None,
      ["Normal city road", "Construction road", "Undeveloped road", "Road mark repainting", "Roundabout",
@@ -74,7 +75,7 @@ def make_maplm_root(out: Path, seed: int = 0) -> Path:
             (out / frame / BEV).write_bytes(render_jpeg(rng, 256, 256, f"{frame} BEV", 85))
             answers = _answers(n)
             problems[frame] = {"image": f"{frame}/{FRONT}", "qa": [
-                {"task": "closed choice", "question": q, "choices": c, "answer": a}
+                {"task": "closed choice", "question": q, "choices": [f"{x}." for x in c], "answer": a}
                 for (q, _l, c), a in zip(QUESTIONS, answers)]}
             splits[split].append(frame)
             if split == "test":

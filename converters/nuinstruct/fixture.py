@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from converters.nuinstruct.converter import NuInstructOptions
-from converters.nuscenes.fixture_derived import (CLASS_WORDS, class_counts, closest_category, future_xy, scene_frames,
-                                                 write_json)
+from converters.nuscenes.fixture_derived import (
+    CLASS_WORDS,
+    class_counts,
+    closest_category,
+    future_xy,
+    scene_frames,
+    write_json,
+)
 from converters.nuscenes.tables import NUSCENES_ORDER
 
 

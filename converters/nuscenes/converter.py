@@ -1,4 +1,5 @@
-"""nuScenes keyframes as 6-camera planning samples (ego state, trajectory, command, objects).
+"""nuScenes keyframes as 6-camera planning samples (ego state, trajectory, command, objects),
+and agent-motion samples of the same keyframes (`motion.agents`, converters/nuscenes/agents.py).
 
 Source schema (nuScenes v1.0, `nutonomy/nuscenes-devkit:docs/schema_nuscenes.md`): the 13
 JSON tables under `<root>/<version>/`, keyframe JPEGs under `samples/CAM_*`, and optionally
@@ -15,9 +16,11 @@ is turn_right, otherwise go_straight (go_straight when no future point is valid)
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
+from converters.nuscenes.agents import agent_futures, motion_sample
 from converters.nuscenes.media import camera_media
 from converters.nuscenes.scene import SceneGeometry, finite_pose
 from converters.nuscenes.tables import CAMERAS, NuScenesTables, official_splits, resolve_versions
@@ -32,6 +35,8 @@ from dataengine.waypoints import format_waypoints
 class NuScenesOptions:
     version: str = "auto"
     """v1.0-mini, v1.0-trainval, v1.0-test, or auto (trainval and test when present, else mini)."""
+    agents: bool = False
+    """Also write each key frame's agent-motion sample (task motion.agents, converters/nuscenes/agents.py)."""
 
 
 def can_bus_motion(messages: list[dict], timestamp_us: int) -> dict | None:
@@ -43,6 +48,15 @@ def can_bus_motion(messages: list[dict], timestamp_us: int) -> dict | None:
         return None
     return {"speed_mps": clean(best["vel"][0], 3), "accel_mps2": clean(best["accel"][0], 3),
             "yaw_rate_rps": clean(best["rotation_rate"][2], 4)}
+
+
+def _can_message_ok(m) -> bool:
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    return (isinstance(m, dict) and finite(m.get("utime"))
+            and all(isinstance(m.get(k), list) and len(m[k]) >= n and finite(m[k][n - 1])
+                    for k, n in (("vel", 1), ("accel", 1), ("rotation_rate", 3))))
 
 
 @register
@@ -88,11 +102,21 @@ class NuScenesConverter(Converter):
             if reason:
                 yield Quarantined(frame["token"], reason)
                 continue
-            yield Record(self._sample(unit, scene, times, can, k, media), blobs)
+            sample = self._sample(unit, scene, times, can, k, media)
+            yield Record(sample, blobs)
+            agents = agent_futures(frames, scene.world_to_ego[k], k) if self.options.agents else []
+            if agents:  # an extra sample of the same key frame (converters/nuscenes/agents.py)
+                yield Record(motion_sample(sample, agents), list(blobs))
 
     def _can_bus(self, scene_name: str) -> list[dict]:
+        """The scene's CAN bus pose messages; an unreadable file or malformed message is left
+        out, so those frames take their motion from ego_pose (`meta.ego_source` says which)."""
         path = self.src / "can_bus" / f"{scene_name}_pose.json"
-        return json.loads(path.read_text()) if path.exists() else []
+        try:
+            messages = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+        except (ValueError, OSError):
+            return []
+        return [m for m in messages if _can_message_ok(m)] if isinstance(messages, list) else []
 
     @staticmethod
     def _problem(frame: dict) -> str | None:

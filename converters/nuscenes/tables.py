@@ -168,7 +168,7 @@ class NuScenesTables:
             anns.append({"token": ann["token"], "instance_token": ann["instance_token"], "category": category,
                          "attributes": attributes, "visibility": ann.get("visibility_token", ""),
                          "translation": ann["translation"], "size": ann["size"], "rotation": ann["rotation"],
-                         "num_lidar_pts": ann.get("num_lidar_pts", 0)})
+                         "num_lidar_pts": ann.get("num_lidar_pts", 0), "next": ann.get("next", "")})
         return {"token": sample["token"], "timestamp": sample["timestamp"], "sensors": sensors,
                 "annotations": anns, "problems": problems}
 

@@ -22,8 +22,14 @@ from typing import Iterator
 
 from converters.nuscenes.media import keyframe_media
 from converters.nuscenes.tables import CAMERAS, NuScenesIndex, require_root
-from converters.nuscenes.units import (is_unresolved, quarantine_unresolved, read_split_lists, records_by_frame,
-                                       scene_units, split_files)
+from converters.nuscenes.units import (
+    is_unresolved,
+    quarantine_unresolved,
+    read_split_lists,
+    records_by_frame,
+    scene_units,
+    split_files,
+)
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
 

@@ -36,8 +36,15 @@ import numpy as np
 
 from converters.nuscenes.media import keyframe_media
 from converters.nuscenes.tables import CAMERAS, NuScenesIndex, require_root
-from converters.nuscenes.units import (is_unresolved, key_part, quarantine_unresolved, read_split_lists,
-                                       records_by_frame, scene_units, split_files)
+from converters.nuscenes.units import (
+    is_unresolved,
+    key_part,
+    quarantine_unresolved,
+    read_split_lists,
+    records_by_frame,
+    scene_units,
+    split_files,
+)
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
 from dataengine.geometry import apply, box_2d_in_image, box_corners, matrix_yaw, pose_matrix, quat_to_matrix

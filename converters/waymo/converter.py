@@ -32,16 +32,30 @@ from typing import Iterator
 
 import numpy as np
 
-from converters.waymo.frames import (BOX_TYPES, CAMERA_NAMES, LOCATION_WORDS, WaymoFrame, pose_problem, sample_key,
-                                     tfrecord_events)
+from converters.waymo.frames import (
+    BOX_TYPES,
+    CAMERA_NAMES,
+    LOCATION_WORDS,
+    WaymoFrame,
+    pose_problem,
+    sample_key,
+    tfrecord_events,
+)
 from converters.waymo.parquet import parquet_events
 from dataengine.cameras import canonical
 from dataengine.converter import Converter, Quarantined, Record, Unit, register
 from dataengine.errors import UsageError
 from dataengine.geometry import invert
 from dataengine.media import check_image_bytes
-from dataengine.trajectory import (DT, PoseTrack, clean, command_from_future, ego_windows, planning_question,
-                                   track_motion)
+from dataengine.trajectory import (
+    DT,
+    PoseTrack,
+    clean,
+    command_from_future,
+    ego_windows,
+    planning_question,
+    track_motion,
+)
 from dataengine.waypoints import format_waypoints
 
 SPLIT_DIRS = {"training": "train", "validation": "val", "testing": "test"}

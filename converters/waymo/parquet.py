@@ -20,8 +20,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from converters.waymo.frames import (Box2d, Box3d, Calibration, PoseEvent, Shot, WaymoFrame, camera_id, pose_problem,
-                                     sample_key)
+from converters.waymo.frames import (
+    Box2d,
+    Box3d,
+    Calibration,
+    PoseEvent,
+    Shot,
+    WaymoFrame,
+    camera_id,
+    pose_problem,
+    sample_key,
+)
 from dataengine.converter import Quarantined
 
 SEG, TS, CAM = "key.segment_context_name", "key.frame_timestamp_micros", "key.camera_name"

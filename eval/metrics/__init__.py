@@ -10,7 +10,7 @@ depend only on light code (no model, no torch), so scoring runs anywhere.
 """
 from __future__ import annotations
 
-from eval.metrics import captions, drivelm, grounding, judged, nuinstruct, omnidrive, planning, qa  # noqa: F401
+from eval.metrics import captions, drivebench, drivelm, grounding, judged, nuinstruct, omnidrive, planning, qa  # noqa: F401
 from eval.metrics.core import COMPUTED, NOT_COMPUTED, SCORERS, ScoreContext, missing, scorer, value
 
 __all__ = ["COMPUTED", "NOT_COMPUTED", "SCORERS", "ScoreContext", "missing", "scorer", "value"]

@@ -10,8 +10,9 @@ question's answer. Names listed in `yes_no` are scored as yes/no accuracy instea
 risk question: the first yes/no word of the answer against the reference's).
 `control_signal`: BDD-X speed and course as ADAPT / RAG-Driver score them
 (RAG-Driver evaluate.py): RMSE and A_sigma, the share of |pred - gt| < sigma for sigma in
-0.1, 0.5, 1, 5, 10; the answer reads "Speed: <v> Course|Curvature: <c>". A reply without
-both numbers is a counted failure (the official script would crash).
+0.1, 0.5, 1, 5, 10; the answer is read as evaluate.py reads it ("Speed: <v> Course: <c>":
+the number after the first ": " and the one after the last). A reply it cannot read is a
+counted failure, left out of RMSE and A_sigma (the official script would crash).
 `lingoqa`: BLEU/METEOR/CIDEr against both references (the repository ships no script for
 them), and Lingo-Judge (wayveai/LingoQA benchmark/judge.py, evaluate.py) when a local
 weights directory is given: per question the classifier's largest logit over the
@@ -94,9 +95,13 @@ def score_captions(rows: list[dict], ctx) -> dict:
 
 
 def parse_control(text: str) -> tuple[float, float] | None:
-    speed = re.search(r"speed\s*:\s*(-?\d+(?:\.\d+)?)", text, re.I)
-    course = re.search(r"(?:course|curvature)\s*:\s*(-?\d+(?:\.\d+)?)", text, re.I)
-    return (float(speed.group(1)), float(course.group(1))) if speed and course else None
+    """RAG-Driver evaluate.py's reading: the float after the first ": " up to a space, and the float
+    after the last ": " ("Speed: 5.2 Course: 0.1"); None where the script would crash."""
+    parts = text.split(": ")
+    try:
+        return float(parts[1].split(" ")[0]), float(parts[-1])
+    except (IndexError, ValueError):
+        return None
 
 
 def signal_entries(name: str, pred: np.ndarray, gt: np.ndarray, failures: int) -> dict:

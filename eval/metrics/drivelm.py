@@ -9,12 +9,15 @@ Which questions count and how is decided per key frame, as `extract_data.py` doe
 - planning: the first "What actions could the ego vehicle take", "lead to a collision"
   and "safe actions" QAs (tag 1, GPT score); behavior: every QA (tag 0).
 Other QAs are not part of the challenge's test set and are not scored (counted). A QA
-tagged twice is scored once (the script's shared dict makes both copies tag 0).
+picked twice is scored twice under the tag assigned last (the script's shared dict makes
+both copies carry it): a QA that is both the graph and the yes/no question of its frame
+counts twice for accuracy and never for match, as in the official test files. Rows read
+from an official test file (`python -m eval score drivelm`) keep its entries and tags.
 In each frame the first scored QA's matched coordinates form the "graph"; a later QA whose
 question holds a coordinate missing from it is dropped, as `eval_graph` does (counted
 here as `graph_filtered`).
 
-Metrics: accuracy = exact string equality (no normalisation; `accuracy_normalized` also
+Metrics: accuracy = exact string equality of the unstripped answer (no normalisation; `accuracy_normalized` also
 ignores case, spaces and a final period); chatgpt = judge's 0-100 rating; language =
 BLEU-1..4, ROUGE-L, CIDEr of the tag-2 corpus and (B1+B2+B3+B4)/12 + ROUGE-L/3 + CIDEr/30;
 match = (mean coordinate F1 x 100 + mean judge rating) / 2, where decimals-with-a-dot are
@@ -33,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eval.metrics.captions import answers
 from eval.metrics.core import missing, scorer, value
 from eval.metrics.judged import judged_mean
 from eval.metrics.text import text_entries
@@ -55,49 +57,73 @@ class QA:
     question: str
     answer: str
     prediction: str
-    tag: int | None = None
+    tags: tuple[int, ...] = ()
+    order: int | None = None      # position in an official test file (its tags are given)
+
+    @property
+    def tag(self) -> int | None:
+        return self.tags[-1] if self.tags else None
+
+
+def raw_answer(text: str, marker: str) -> str:
+    """The model's text as the official script sees it: never stripped (its exact match counts
+    " D\n" against "D" as wrong); after the answer marker when the benchmark sets one."""
+    return text.rsplit(marker, 1)[1].strip() if marker and marker in text else text
 
 
 def frame_qas(rows: list[dict]) -> dict[str, tuple[list[QA], list[dict]]]:
-    """frame_id -> (its QAs in group/index order, its key objects); per-QA and per-frame rows."""
+    """frame_id -> (its QAs in group/index order, its key objects); per-QA and per-frame rows.
+    Rows read from an official test file carry `tag` and `order` in their meta: that order and
+    those tags are kept."""
     frames: dict[str, tuple[list[QA], list[dict]]] = {}
     for row in rows:
-        meta, preds = row["sample"]["meta"], answers(row)
-        infos = meta.get("turns") or [{"qa_group": meta["qa_group"], "qa_index": meta["qa_index"]}]
+        meta, marker = row["sample"]["meta"], row.get("prompt", {}).get("answer_marker", "")
+        preds = [raw_answer(p, marker) for p in row["prediction"]]
+        infos = meta.get("turns") or [meta]
         qas, _ = frames.setdefault(row["sample"]["frame_id"], ([], row["sample"].get("objects") or []))
         for k, info in enumerate(infos):
-            qas.append(QA(info["qa_group"], info["qa_index"], row["questions"][k], row["references"][k][0], preds[k]))
+            qas.append(QA(info["qa_group"], info["qa_index"], row["questions"][k], row["references"][k][0],
+                          preds[k] if k < len(preds) else "", tuple(info.get("tag") or ()), info.get("order")))
     for qas, _ in frames.values():
-        qas.sort(key=lambda q: (GROUPS.index(q.group), q.index))
+        qas.sort(key=lambda q: (q.order,) if q.order is not None else (GROUPS.index(q.group), q.index))
     return frames
 
 
-def _first(qas: list[QA], test) -> QA | None:
-    return next((q for q in qas if test(q)), None)
-
-
 def assign_tags(qas: list[QA], objects: list[dict]) -> list[QA]:
-    """The frame's scored QAs in extract_data.py's order, each with its tag."""
+    """The frame's test entries in extract_data.py's order, each with its tag. As there, a QA picked
+    twice appears twice and both copies carry the tag assigned last (the script overwrites
+    `qa['tag']` on one shared dict): the official score counts it twice under that tag only."""
+    if qas and all(q.tags for q in qas):
+        return list(qas)  # an official test file: its entries and tags as written
     classes = [str(o.get("description", "")).split(".")[0].lower() for o in objects]
     locations = [str(o.get("tag", "")).lower() for o in objects]
     by = {g: [q for q in qas if q.group == g] for g in GROUPS}
-    picked: list[tuple[QA, int]] = []
+    picked: list[QA] = []
+    last: dict[int, int] = {}
 
     def take(q: QA | None, tag: int) -> None:
-        if q is not None and all(q is not p for p, _ in picked):
-            picked.append((q, tag))
+        if q is not None:
+            picked.append(q)
+            last[id(q)] = tag
 
-    take(_first(by["perception"], lambda q: all(c in q.answer.lower() for c in classes)), 2)
-    take(_first(by["perception"], lambda q: "what is the moving status of object" in q.question.lower()), 0)
-    take(_first(by["prediction"], lambda q: all(loc in q.answer.lower() for loc in locations)), 3)
-    take(_first(by["prediction"], lambda q: "yes" in q.answer.lower() or "no" in q.answer.lower()), 0)
-    for key in PLANNING_KEYS:
-        take(_first(by["planning"], lambda q, k=key: k in q.question.lower()), 1)
+    def first(group: str, test) -> QA | None:
+        return next((q for q in by[group] if test(q)), None)
+
+    take(first("perception", lambda q: all(c in q.answer.lower() for c in classes)), 2)
+    take(first("perception", lambda q: "what is the moving status of object" in q.question.lower()), 0)
+    take(first("prediction", lambda q: all(loc in q.answer.lower() for loc in locations)), 3)
+    take(first("prediction", lambda q: "yes" in q.answer.lower() or "no" in q.answer.lower()), 0)
+    added = set()
+    for q in by["planning"]:
+        for key in PLANNING_KEYS:
+            if key in q.question.lower() and key not in added:
+                take(q, 1)
+                added.add(key)
+        if len(added) == len(PLANNING_KEYS):
+            break
     for q in by["behavior"]:
         take(q, 0)
-    for q, tag in picked:
-        q.tag = tag
-    return [q for q, _ in picked]
+    return [QA(q.group, q.index, q.question, q.answer, q.prediction, (last[id(q)],)) for q in picked]
 
 
 def coordinates(text: str) -> np.ndarray:
@@ -136,7 +162,8 @@ def collect(rows: list[dict]) -> tuple[dict[int, list[QA]], int, int]:
     untagged = filtered = 0
     for qas, objects in frame_qas(rows).values():
         scored = assign_tags(qas, objects)
-        untagged += len(qas) - len(scored)
+        picked = {(q.group, q.index) for q in scored}
+        untagged += sum((q.group, q.index) not in picked for q in qas)
         graph = None
         for q in scored:
             if graph is None:
@@ -144,7 +171,8 @@ def collect(rows: list[dict]) -> tuple[dict[int, list[QA]], int, int]:
             elif not in_graph(q.question, graph):
                 filtered += 1
                 continue
-            by_tag[q.tag].append(q)
+            for tag in sorted(set(q.tags)):
+                by_tag[tag].append(q)
     return by_tag, untagged, filtered
 
 

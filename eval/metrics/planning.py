@@ -5,16 +5,20 @@ distance between predicted and ground-truth waypoint; per protocol, at horizon t
 - UniAD (OpenDriveLab/UniAD planning_metrics.py): the value **at** step 2t;
 - ST-P3 (OpenDriveLab/ST-P3 stp3/metrics.py, as VAD and OpenDriveVLA print it): the **mean**
   of the per-step values over steps 1..2t.
-"avg" is the mean of the 1/2/3 s values. Collision (a percentage) uses UniAD's ego box
-(4.084 m x 1.85 m, axis-aligned, centred 0.5 m ahead of the waypoint): a step collides
-when the box overlaps an object's footprint, and a step where the ground-truth trajectory
-itself collides counts as no collision (it stays in the denominator, as in UniAD). UniAD
-counts vehicles only; ST-P3 vehicles and pedestrians.
+"avg" is the mean of the 1/2/3 s values. Collision (a percentage, `collision_*`) is the
+official `obj_box_col` on each protocol's own 200 x 200 BEV grid of 0.5 m cells (LiDAR
+frame, x right, y forward): obstacle corners rounded to cells and filled with cv2.fillPoly
+(UniAD's occflow_label.py; VAD's metric_stp3.py, which flips the rows), the ego box
+(4.084 m x 1.85 m, 0.5 m ahead of the waypoint) as skimage's polygon cells of that box
+shifted by the waypoint and truncated to cells (8 x 4), clipped to the grid. A step where
+the ground-truth trajectory itself collides counts as no collision and stays in the
+denominator. UniAD counts vehicles only; ST-P3/VAD vehicles and pedestrians.
+`collision_exact_*` is our variant: exact rectangle overlap (separating axes), no grid.
 
-Approximations (docs/evaluation.md): the official scripts rasterise future ground-truth
-occupancy on a 0.5 m grid; here the obstacles are the sample's own `objects` (3D boxes of
-the key frame, in the ego frame) held where they are for the 3 s (a static world), and
-overlap is tested exactly on the rectangles (separating axes), not on a grid. Samples
+Approximations (docs/evaluation.md): the official scripts rasterise the obstacles' future
+boxes; here the obstacles are the sample's own `objects` (3D boxes of the key frame, in
+the ego frame) held where they are for the 3 s (a static world), and the ego frame stands
+in for the LiDAR frame (no mounting offset). Samples
 whose ground-truth future is incomplete are left out and counted (UniAD keeps them with
 masked steps). A prediction without 6 parsable waypoints is a failure: counted and
 reported as `parse_failure_rate`, never dropped silently; L2 and collision are over the
@@ -34,9 +38,9 @@ STEPS = 6
 HORIZONS = (1, 2, 3)
 EGO_LENGTH, EGO_WIDTH, EGO_OFFSET = 4.084, 1.85, 0.5
 PROTOCOLS = {
-    "uniad": {"label": "UniAD (value at t; collision with vehicles)", "classes": ("vehicle.",)},
+    "uniad": {"label": "UniAD (value at t; collision with vehicles)", "classes": ("vehicle.",), "grid": "uniad"},
     "stp3": {"label": "ST-P3 (mean over steps up to t; collision with vehicles and pedestrians)",
-             "classes": ("vehicle.", "human.pedestrian.")},
+             "classes": ("vehicle.", "human.pedestrian."), "grid": "vad"},
 }
 
 
@@ -55,9 +59,9 @@ def ego_corners(x: float, y: float) -> np.ndarray:
 
 def box_corners(box: dict) -> np.ndarray:
     """BEV footprint of a 3D box {center, size_wlh, yaw}: length along the heading."""
-    (cx, cy), (w, l), yaw = box["center"][:2], box["size_wlh"][:2], box["yaw"]
+    (cx, cy), (w, ln), yaw = box["center"][:2], box["size_wlh"][:2], box["yaw"]
     c, s = math.cos(yaw), math.sin(yaw)
-    local = np.array([[l / 2, w / 2], [-l / 2, w / 2], [-l / 2, -w / 2], [l / 2, -w / 2]])
+    local = np.array([[ln / 2, w / 2], [-ln / 2, w / 2], [-ln / 2, -w / 2], [ln / 2, -w / 2]])
     return local @ np.array([[c, s], [-s, c]]) + np.array([cx, cy])
 
 
@@ -76,6 +80,45 @@ def overlap(a: np.ndarray, b: np.ndarray) -> bool:
 def collisions(traj: np.ndarray, obstacles: list[np.ndarray]) -> np.ndarray:
     """Per step: does the ego box at that waypoint overlap any obstacle footprint."""
     return np.array([any(overlap(ego_corners(x, y), o) for o in obstacles) for x, y in traj], dtype=bool)
+
+
+GRID, CELL, START = 200, 0.5, -49.75            # 100 m x 100 m, cell centres from -49.75 m
+# skimage.draw.polygon of the ego box in cell units: rows (length, 0.5 m ahead) 97..104, cols 98..101
+_EGO_ROWS = np.arange(math.ceil((-EGO_LENGTH / 2 + EGO_OFFSET - START) / CELL),
+                      math.floor((EGO_LENGTH / 2 + EGO_OFFSET - START) / CELL) + 1)
+_EGO_COLS = np.arange(math.ceil((-EGO_WIDTH / 2 - START) / CELL), math.floor((EGO_WIDTH / 2 - START) / CELL) + 1)
+EGO_RR, EGO_CC = (a.ravel() for a in np.meshgrid(_EGO_ROWS, _EGO_COLS, indexing="ij"))
+
+
+def to_lidar(xy: np.ndarray) -> np.ndarray:
+    """Ego frame (x forward, y left) -> the official scripts' LiDAR axes (x right, y forward)."""
+    return np.stack([-xy[:, 1], xy[:, 0]], axis=1)
+
+
+def occupancy(footprints: list[np.ndarray], grid: str) -> np.ndarray:
+    """The obstacles' BEV grid: corners (ego frame) rounded to cells, filled by cv2.fillPoly.
+    uniad: row = y forward, col = x right (occflow_label.py); vad: row = -y (metric_stp3.py)."""
+    import cv2
+
+    occ = np.zeros((GRID, GRID))
+    for corners in footprints:
+        lidar = to_lidar(corners)
+        if grid == "vad":
+            lidar = lidar * np.array([1.0, -1.0])
+        pts = np.round((lidar - START + CELL / 2.0) / CELL).astype(np.int32)
+        cv2.fillPoly(occ, [pts], 1.0)
+    return occ
+
+
+def grid_collisions(traj: np.ndarray, occ: np.ndarray, grid: str) -> np.ndarray:
+    """Per step, `evaluate_single_coll`: any ego cell occupied (cells clipped to the grid first)."""
+    lidar = to_lidar(traj).astype(np.float32) / np.float32(CELL)      # the official tensors are float32
+    rows = lidar[:, 1:2] + EGO_RR
+    if grid == "vad":
+        rows = GRID - rows
+    r = np.clip(rows.astype(np.int32), 0, GRID - 1)
+    c = np.clip((lidar[:, 0:1] + EGO_CC).astype(np.int32), 0, GRID - 1)
+    return np.array([occ[r[t], c[t]].any() for t in range(len(traj))], dtype=bool)
 
 
 def obstacles(objects: list[dict], classes: tuple[str, ...]) -> list[np.ndarray]:
@@ -145,15 +188,21 @@ def _protocol_entries(protocol, spec, errors, preds, gts, objs, failures) -> dic
     out[f"l2_avg.{protocol}"] = value(sum(l2) / 3, n, unit="m", note=note)
     if not any(o for o in objs):
         for key in [f"collision_{t}s" for t in HORIZONS] + ["collision_avg"]:
-            out[f"{key}.{protocol}"] = missing("the samples carry no 3D object boxes", n)
+            for k in (key, key.replace("collision", "collision_exact")):
+                out[f"{k}.{protocol}"] = missing("the samples carry no 3D object boxes", n)
         return out
-    col = np.zeros((n, STEPS))
+    grid, exact = np.zeros((n, STEPS)), np.zeros((n, STEPS))
     for i, (p, g, o) in enumerate(zip(preds, gts, objs)):
         obs = obstacles(o, spec["classes"])
-        col[i] = collisions(p, obs) & ~collisions(g, obs)
-    rates = [100.0 * horizon_value(col, t, protocol) for t in HORIZONS]
-    cnote = note + "; static key-frame boxes, exact rectangle overlap (approximation, docs/evaluation.md)"
-    for t, v in zip(HORIZONS, rates):
-        out[f"collision_{t}s.{protocol}"] = value(v, n, unit="%", note=cnote)
-    out[f"collision_avg.{protocol}"] = value(sum(rates) / 3, n, unit="%", note=cnote)
+        occ = occupancy(obs, spec["grid"])
+        grid[i] = grid_collisions(p, occ, spec["grid"]) & ~grid_collisions(g, occ, spec["grid"])
+        exact[i] = collisions(p, obs) & ~collisions(g, obs)
+    static = "; static key-frame boxes (approximation, docs/evaluation.md)"
+    for name, col, how in (("collision", grid, f"official BEV grid ({spec['grid']})"),
+                           ("collision_exact", exact, "exact rectangle overlap, no grid (our variant)")):
+        rates = [100.0 * horizon_value(col, t, protocol) for t in HORIZONS]
+        cnote = f"{note}; {how}{static}"
+        for t, v in zip(HORIZONS, rates):
+            out[f"{name}_{t}s.{protocol}"] = value(v, n, unit="%", note=cnote)
+        out[f"{name}_avg.{protocol}"] = value(sum(rates) / 3, n, unit="%", note=cnote)
     return out

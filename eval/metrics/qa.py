@@ -1,14 +1,15 @@
 """Closed-answer accuracy: nuScenes-QA (by question type and hop) and MAPLM (per question, QNS, FRM).
 
-nuScenes-QA (qiantianwen/NuScenes-QA src/execution/result_eval.py): exact string match of
-the answer against the reference, reported overall, per `template_type` (exist, count,
-object, status, comparison: papers' Ext/Cnt/Obj/Sts/Cmp), per `template_type`_`num_hop`,
-and per hop (H0/H1, which papers print but the script does not). `acc_raw` is the
-script's exact match on the model's text; `acc` first maps the free text onto the 30-word
-answer vocabulary (lmms-eval#673: exact match under-counts LLM outputs): lower case, number
-words to digits, plurals to the singular, then the first vocabulary answer of the
-question type's kind in the text (yes/no for exist and comparison, a number for count, a
-class for object, a status for status).
+nuScenes-QA (qiantianwen/NuScenes-QA src/execution/result_eval.py): `acc` is the script's
+exact match of the answer against `str(answer)`, on the model's text unstripped (as the
+script compares its predicted string; after an answer marker, the text after it), overall,
+per `template_type` (exist, count, object, status, comparison: papers' Ext/Cnt/Obj/Sts/Cmp)
+and per `template_type`_`num_hop`, plus per hop (H0/H1, which papers print but the script
+does not). `acc_normalized` is our variant, never the headline alone: the free text mapped
+onto the 30-word answer vocabulary first (lmms-eval#673: exact match under-counts LLM
+outputs): lower case, number words to digits, plurals to the singular, then the first
+vocabulary answer of the question type's kind in the text (yes/no for exist and
+comparison, a number for count, a class for object, a status for status).
 
 MAPLM (LLVM-AD/MAPLM baseline/evaluation/run_eval.py, utils.py): the predicted choice is
 the first option whose lower-cased text is a substring of the lower-cased answer (order
@@ -62,27 +63,35 @@ def _accuracy(flags: list[bool]) -> float:
     return 100.0 * sum(flags) / len(flags)
 
 
-@scorer("nuscenes_qa")
-def score_nuscenes_qa(rows: list[dict], ctx) -> dict:
-    if not rows:
-        return {"acc": missing("no samples")}
-    raw, norm = [], []
+def exact_answer(row: dict) -> str:
+    """The text result_eval.py compares: never stripped (after an answer marker, the text after it)."""
+    text = row["prediction"][-1] if row["prediction"] else ""
+    marker = row.get("prompt", {}).get("answer_marker", "")
+    return text.rsplit(marker, 1)[1].strip() if marker and marker in text else text
+
+
+def _by_type_and_hop(name: str, flags: list[bool], metas: list[dict]) -> dict:
     groups: dict[str, list[bool]] = defaultdict(list)
-    for row in rows:
-        meta = row["sample"]["meta"]
-        ref = row["references"][0][0]
-        text = answer_of(row)
-        raw.append(text == ref)
-        ok = normalize_nuscenes_qa(text, meta["template_type"]) == ref
-        norm.append(ok)
+    for ok, meta in zip(flags, metas):
         groups[f"type.{meta['template_type']}"].append(ok)
         groups[f"hop.H{meta['num_hop']}"].append(ok)
         groups[f"type_hop.{meta['template_type']}_{meta['num_hop']}"].append(ok)
-    out = {"acc": value(_accuracy(norm), len(rows), unit="%", note="answer mapped onto the vocabulary"),
-           "acc_raw": value(_accuracy(raw), len(rows), unit="%", note="exact match, as result_eval.py")}
-    for key in sorted(groups):
-        out[f"acc.{key}"] = value(_accuracy(groups[key]), len(groups[key]), unit="%")
-    return out
+    return {f"{name}.{key}": value(_accuracy(groups[key]), len(groups[key]), unit="%") for key in sorted(groups)}
+
+
+@scorer("nuscenes_qa")
+def score_nuscenes_qa(rows: list[dict], ctx) -> dict:
+    if not rows:
+        return {"acc": missing("no samples"), "acc_normalized": missing("no samples")}
+    metas = [row["sample"]["meta"] for row in rows]
+    refs = [str(row["references"][0][0]) for row in rows]
+    raw = [exact_answer(row) == ref for row, ref in zip(rows, refs)]
+    norm = [normalize_nuscenes_qa(answer_of(row), meta["template_type"]) == ref
+            for row, meta, ref in zip(rows, metas, refs)]
+    return {"acc": value(_accuracy(raw), len(rows), unit="%", note="exact match, as result_eval.py"),
+            "acc_normalized": value(_accuracy(norm), len(rows), unit="%",
+                                    note="our variant: answer mapped onto the vocabulary"),
+            **_by_type_and_hop("acc", raw, metas), **_by_type_and_hop("acc_normalized", norm, metas)}
 
 
 def choice_index(completion: str, options: list[str]) -> int | None:

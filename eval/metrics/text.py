@@ -8,7 +8,9 @@ against the best reference; CIDEr-D with IDF from the scored references themselv
 one-sample corpus scores 0 and CIDEr changes with the subset). Scores are on the 0-1
 scale (CIDEr 0-10). Each corpus is scored as a whole, never averaged per sample.
 
-Two differences in how the tokenizer is called, not in what it computes: the same jar and
+The tokenizer is called as the official evaluators call it: per corpus, once on all references
+and once on all hypotheses, in key order. Two differences in how it is called, not in what
+it computes: the same jar and
 options are run on stdin (pycocoevalcap writes a temporary file into its own package
 folder, which fails on a read-only install, and lets Java's warnings through), and
 control characters in a text become spaces first (the tokenizer works line by line; a
@@ -53,7 +55,9 @@ def java_problem() -> str | None:
 
 
 class CocoText:
-    """Scores several corpora with one tokenizer call and (optionally) one METEOR process."""
+    """Scores corpora as the official evaluators do: per corpus, all references in one tokenizer
+    call and all hypotheses in another, in key order (the PTB tokenizer reads abbreviations
+    across lines, so a caption's tokens depend on its neighbours); one METEOR process."""
 
     def __init__(self, meteor: bool = True):
         self.use_meteor = meteor
@@ -63,19 +67,15 @@ class CocoText:
         """{corpus: (hypotheses, references per hypothesis)} -> {corpus: {metric: value}};
         empty corpora are left out. METEOR is absent when disabled."""
         corpora = {name: c for name, c in corpora.items() if c[0]}
-        texts: list[str] = []
+        out = {}
         for name, (hyps, refs) in corpora.items():
             if len(hyps) != len(refs) or any(not r for r in refs):
                 raise ValueError(f"corpus {name}: every hypothesis needs at least one reference")
-            for h, rs in zip(hyps, refs):
-                texts += [h, *rs]
-        tokens = iter(ptb_tokenize(texts) if texts else [])
-        out = {}
-        for name, (hyps, refs) in corpora.items():
-            res, gts = {}, {}
+            flat = ptb_tokenize([r for rs in refs for r in rs])
+            res = {i: [t] for i, t in enumerate(ptb_tokenize(hyps))}
+            gts, k = {}, 0
             for i, rs in enumerate(refs):
-                res[i] = [next(tokens)]
-                gts[i] = [next(tokens) for _ in rs]
+                gts[i], k = flat[k:k + len(rs)], k + len(rs)
             out[name] = self._corpus(gts, res)
         return out
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import convert
 from PIL import Image
 
 from converters.bddx import fixture as fx
 from converters.bddx.converter import BddxConverter, BddxOptions, sample_key
-from converters.bddx.table import (CSV_NAME, Segment, assign_splits, parse_segment, read_rows, read_splits)
 from converters.bddx.processed import BddxProcessedConverter, BddxProcessedOptions, control_history
+from converters.bddx.table import CSV_NAME, Segment, assign_splits, parse_segment, read_rows, read_splits
 from converters.bddx.video import VideoError, frames_at, past_end, sample_times
 from dataengine.cli import main as cli
 from dataengine.errors import UsageError
@@ -24,7 +25,6 @@ from dataengine.manifest import read_quarantine
 from dataengine.prompts import render
 from dataengine.reader import DatasetReader
 from dataengine.validate import validate_root
-from conftest import convert
 
 SPLITS = ("train", "val", "test")
 

@@ -8,17 +8,17 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import convert
 from PIL import Image
 
+from converters.codalm.converter import ANNOTATIONS, GENERAL_QUESTION, CodaLMConverter, region_box, region_question
 from converters.codalm.fixture import make_codalm_root
-from converters.codalm.converter import (ANNOTATIONS, GENERAL_QUESTION, CodaLMConverter, region_box, region_question)
 from dataengine.cli import main as cli
 from dataengine.errors import UsageError
 from dataengine.manifest import read_quarantine
 from dataengine.prompts import render
 from dataengine.reader import DatasetReader
 from dataengine.validate import validate_root
-from conftest import convert
 
 SINGLE_PREFIX = "<image>\nThere is an image of traffic captured from the front view of the ego vehicle. "
 

@@ -10,18 +10,25 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from conftest import convert
 from PIL import Image
 
+from converters.drama.converter import (
+    ANNOTATIONS,
+    QUESTIONS,
+    DramaConverter,
+    DramaOptions,
+    box_from_geometry,
+    sample_key,
+    url_relpath,
+)
 from converters.drama.fixture import make_drama_root
-from converters.drama.converter import (ANNOTATIONS, QUESTIONS, DramaConverter, DramaOptions, box_from_geometry,
-                                        sample_key, url_relpath)
 from dataengine.cli import main as cli
 from dataengine.errors import UsageError
 from dataengine.manifest import read_quarantine
 from dataengine.prompts import render
 from dataengine.reader import DatasetReader
 from dataengine.validate import validate_root
-from conftest import convert
 
 SINGLE_PREFIX = "<image>\nThere is an image of traffic captured from the front view of the ego vehicle. "
 

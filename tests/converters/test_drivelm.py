@@ -8,21 +8,21 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import convert
 
-from converters.drivelm.fixture import make_drivelm_fixture
 from converters.drivelm.converter import GROUPS, DriveLMConverter, DriveLMOptions
+from converters.drivelm.fixture import make_drivelm_fixture
 from converters.nuscenes.media import nuscenes_relative
 from converters.nuscenes.tables import NUSCENES_ORDER, NuScenesTables
 from dataengine.cli import main as cli
 from dataengine.converter import Quarantined, Record, Unit
-from dataengine.fixtures import fixture_jobs
 from dataengine.errors import UsageError
+from dataengine.fixtures import fixture_jobs
 from dataengine.manifest import read_quarantine
 from dataengine.prompts import render
 from dataengine.reader import DatasetReader
 from dataengine.schema import validate_sample
 from dataengine.validate import validate_root
-from conftest import convert
 
 MULTI_VIEW_PREFIX = ("1: <image> 2: <image> 3: <image> 4: <image> 5: <image> 6: <image>. These six images are the "
                      "front view, front left view, front right view, back view, back left view and back right view "

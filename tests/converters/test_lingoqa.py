@@ -11,16 +11,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import convert
 
-from converters.lingoqa.fixture import make_lingoqa_root
 from converters.lingoqa.converter import FRAMES, LingoQAConverter, LingoQAOptions
+from converters.lingoqa.fixture import make_lingoqa_root
 from dataengine.cli import main as cli
 from dataengine.errors import UsageError
 from dataengine.manifest import read_quarantine
 from dataengine.prompts import render
 from dataengine.reader import DatasetReader
 from dataengine.validate import validate_root
-from conftest import convert
 
 VIDEO_PREFIX = "<image>.\nThere is a video of traffic captured from the front view of the ego vehicle. "
 

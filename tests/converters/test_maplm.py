@@ -10,18 +10,25 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import convert
 from PIL import Image
 
+from converters.maplm.converter import (
+    BEV,
+    FRONT,
+    MAPLMConverter,
+    MAPLMOptions,
+    answer_text,
+    inline_options,
+    question_type,
+)
 from converters.maplm.fixture import make_maplm_root
-from converters.maplm.converter import (BEV, FRONT, MAPLMConverter, MAPLMOptions, answer_text, inline_options,
-                                        question_type)
 from dataengine.cli import main as cli
 from dataengine.errors import UsageError
 from dataengine.manifest import read_quarantine
 from dataengine.prompts import render
 from dataengine.reader import DatasetReader
 from dataengine.validate import validate_root
-from conftest import convert
 
 TWO_VIEW_PREFIX = ("1: <image> 2: <image>. These two images are the front view and bird's-eye view of the ego "
                    "vehicle. ")
@@ -79,8 +86,8 @@ def test_official_every_question_is_a_sample_with_its_options(shards, src):
                 s = got.pop(f"maplm-{frame.lower()}-{code.lower()}")
                 assert s["task"] == task and s["meta"]["question_type"] == code
                 assert s["meta"]["options"] == qa["choices"] and s["meta"]["answer_index"] == qa["answer"]
-                assert s["meta"]["answer"] == qa["choices"][qa["answer"]]
-                assert s["conversations"][1]["content"] == f"The answer is {qa['choices'][qa['answer']]}."
+                assert s["meta"]["answer"] == qa["choices"][qa["answer"]].rstrip(".")
+                assert s["conversations"][1]["content"] == f"The answer is {qa['choices'][qa['answer']]}"
                 assert inline_options(s["conversations"][0]["content"]) == qa["choices"]
                 assert (s["scene_id"], s["frame_id"], s["meta"]["maplm_frame"]) == (f"maplm:{frame}",) * 2 + (frame,)
         assert got == {}
@@ -125,8 +132,8 @@ def test_llava_file_gives_the_same_keys_and_answers(llava_shards, shards, src):
 def test_text_helpers():
     q = ("What is the point cloud data quality in current road area of this image? Your potential choice is: "
          "Very clear. Not clear, road mark is worn. Not clear, road mark is occluded by some vehicle.")
-    assert inline_options(q) == ["Very clear", "Not clear, road mark is worn",
-                                 "Not clear, road mark is occluded by some vehicle"]
+    assert inline_options(q) == ["Very clear.", "Not clear, road mark is worn.",
+                                 "Not clear, road mark is occluded by some vehicle."]
     assert inline_options("How many lanes on the current road?") is None
     assert answer_text("The answer is Not clear, road mark is worn.") == "Not clear, road mark is worn"
     assert answer_text("The answer is 2") == "2"
@@ -181,8 +188,9 @@ def test_llava_bad_records_are_quarantined(tmp_path, src, ray_session):
     convert("maplm", path, out, MAPLMOptions(maplm_image_root=str(src)))
     validate_root(out)
     assert quarantine(out, "test") == {
-        f"{a['id']}/1": "answer 'Motorway' is not exactly one of the options ['Normal city road', 'Construction road', "
-                        "'Undeveloped road', 'Road mark repainting', 'Roundabout', 'None of the above']",
+        f"{a['id']}/1": "answer 'Motorway' is not exactly one of the options ['Normal city road.', "
+                        "'Construction road.', 'Undeveloped road.', 'Road mark repainting.', 'Roundabout.', "
+                        "'None of the above.']",
         b["id"]: "conversations is not an even, non-empty list of turns",
         c["id"]: "frame id repeats an earlier record",
         "FR500": "record has no pointcloud path",
@@ -250,4 +258,4 @@ def test_real_qa_subset_every_question_accounted(real_samples, tmp_path, ray_ses
     assert answers == expected
     for s in written.values():
         if s["meta"]["question_type"] in ("SCN", "QLT", "INT"):
-            assert s["meta"]["options"][s["meta"]["answer_index"]] == s["meta"]["answer"]
+            assert s["meta"]["options"][s["meta"]["answer_index"]] == s["meta"]["answer"] + "."

@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import convert
-from converters.nuinstruct.fixture import make_nuinstruct
+
 from converters.nuinstruct.converter import NuInstructConverter, NuInstructOptions, clip_paths, layout_of
+from converters.nuinstruct.fixture import make_nuinstruct
 from converters.nuscenes.tables import NUSCENES_ORDER, NuScenesTables
 from converters.nuscenes.units import UNRESOLVED
 from dataengine.errors import UsageError

@@ -2,18 +2,19 @@
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import convert
+from nuscenes_helpers import devkit_box_views, load_tables, ours_box_views, save_tables
 from pyquaternion import Quaternion
 
-from conftest import convert
 from converters.nuscenes.fixture import make_nuscenes_root
 from dataengine.manifest import read_quarantine
 from dataengine.reader import DatasetReader
 from dataengine.trajectory import command_from_future
 from dataengine.validate import validate_root
-from nuscenes_helpers import devkit_box_views, load_tables, ours_box_views, save_tables
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,7 @@ def test_cameras_order_intrinsics_extrinsics(samples, nusc):
         expected[:3, 3] = cs["translation"]
         np.testing.assert_allclose(m["extrinsics"], expected, atol=1e-9)
         np.testing.assert_allclose(m["intrinsics"], cs["camera_intrinsic"])
-        assert stored.media[m["member"]] == (nusc.dataroot / sd["filename"]).read_bytes() \
-            if hasattr(nusc.dataroot, "joinpath") else open(f"{nusc.dataroot}/{sd['filename']}", "rb").read()
+        assert stored.media[m["member"]] == (Path(nusc.dataroot) / sd["filename"]).read_bytes()
         assert m["time_offset_s"] == pytest.approx((sd["timestamp"] - sample["timestamp"]) / 1e6)
 
 
@@ -94,16 +94,46 @@ def test_trajectory_history_and_mask_match_devkit(samples, nusc):
         assert stored.sample["conversations"][1]["content"].count("(") == 6
 
 
+def vad_command(xy, valid) -> str:
+    """The test's own oracle of VAD's command rule (hustvl/VAD,
+    tools/data_converter/vad_nuscenes_converter.py): lateral offset of the last future point
+    >= 2 m towards one side is a turn to that side. VAD's lidar frame has x to the right; our
+    ego frame has y to the left, so VAD's `x >= 2` (right) is our `y <= -2`."""
+    points = [p for p, v in zip(xy, valid) if v]
+    if not points:
+        return "go_straight"
+    lateral_right = -points[-1][1]
+    if lateral_right >= 2:
+        return "turn_right"
+    if lateral_right <= -2:
+        return "turn_left"
+    return "go_straight"
+
+
 def test_commands_follow_the_future_and_cover_all_three(samples):
     seen = set()
     for stored in samples.values():
         s = stored.sample
-        assert s["command"] == command_from_future(s["trajectory"]["xy"], s["trajectory"]["valid"])
+        assert s["command"] == vad_command(s["trajectory"]["xy"], s["trajectory"]["valid"])
         seen.add(s["command"])
     assert seen == {"turn_left", "turn_right", "go_straight"}
-    assert command_from_future([[5, 2.5]], [True]) == "turn_left"
-    assert command_from_future([[5, -2.5], [5, 0]], [True, False]) == "turn_right"
-    assert command_from_future([[0, 0]], [False]) == "go_straight"
+
+
+@pytest.mark.parametrize("y, expected", [
+    (1.5, "go_straight"), (1.99, "go_straight"), (2.0, "turn_left"), (2.01, "turn_left"),
+    (-1.5, "go_straight"), (-1.99, "go_straight"), (-2.0, "turn_right"), (-2.01, "turn_right"), (0.0, "go_straight"),
+])
+def test_command_threshold_boundaries(y, expected):
+    """Exactly 2 m is a turn (VAD's `>=`), 1.99 m is not; only the last valid point counts."""
+    assert vad_command([[10.0, y]], [True]) == expected
+    assert command_from_future([[10.0, y]], [True]) == expected
+    assert command_from_future([[10.0, y], [12.0, 9.0 - y]], [True, False]) == expected
+    assert command_from_future([[12.0, 9.0], [10.0, y]], [True, True]) == expected
+
+
+def test_command_without_a_valid_future_point_is_go_straight():
+    assert command_from_future([[5, 3.0], [5, -3.0]], [False, False]) == "go_straight"
+    assert command_from_future([], []) == "go_straight"
 
 
 def test_projected_boxes_match_devkit(samples, nusc):

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import convert
-from converters.nuscenes_qa.fixture import make_nuscenes_qa
-from converters.nuscenes_qa.converter import SHORT_ANSWER, NuScenesQAConverter, NuScenesQAOptions
+
 from converters.nuscenes.tables import NUSCENES_ORDER, NuScenesTables
 from converters.nuscenes.units import UNRESOLVED
+from converters.nuscenes_qa.converter import SHORT_ANSWER, NuScenesQAConverter, NuScenesQAOptions
+from converters.nuscenes_qa.fixture import make_nuscenes_qa
 from dataengine.errors import UsageError
 from dataengine.manifest import read_quarantine
 from dataengine.prompts import render

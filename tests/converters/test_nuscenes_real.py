@@ -4,13 +4,13 @@ import hashlib
 import json
 
 import numpy as np
+from conftest import convert
+from nuscenes_helpers import devkit_box_views, load_tables, ours_box_views, save_tables
 from pyquaternion import Quaternion
 
-from conftest import convert
 from converters.nuscenes.fixture import make_nuscenes_root, token
 from dataengine.reader import DatasetReader
 from dataengine.validate import validate_root
-from nuscenes_helpers import devkit_box_views, load_tables, ours_box_views, save_tables
 
 CAMS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 

@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import convert
+
 from converters.nuscenes.tables import NUSCENES_ORDER, NuScenesTables
 from converters.nuscenes.units import UNRESOLVED
-from converters.omnidrive.fixture import make_omnidrive
 from converters.omnidrive.converter import OmniDriveConverter, OmniDriveOptions, pt_points, qa_task
+from converters.omnidrive.fixture import make_omnidrive
 from dataengine.errors import UsageError
 from dataengine.manifest import read_quarantine
 from dataengine.reader import DatasetReader

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import convert
+
 from converters.nuscenes.tables import NuScenesTables
 from converters.nuscenes.units import UNRESOLVED
-from converters.talk2car.fixture import make_talk2car
 from converters.talk2car.converter import Talk2CarConverter, Talk2CarOptions, command_problem
+from converters.talk2car.fixture import make_talk2car
 from dataengine.errors import UsageError
 from dataengine.geometry import apply, invert, pose_matrix
 from dataengine.manifest import read_quarantine

@@ -11,12 +11,25 @@ import numpy as np
 import pytest
 from waymo_open_dataset import dataset_pb2
 
-from converters.waymo.tfrecord import (BadTFRecord, TFRecord, encode_tfrecord, masked_crc, read_tfrecords,
-                                       write_tfrecords)
 from converters.waymo.converter import OPENCV_IN_WAYMO_CAMERA, WaymoConverter, WaymoOptions
-from converters.waymo.fixture import (DRIVES, calibrations, context_name, make_waymo_v1, make_waymo_v2, v1_path,
-                                      waymo_project)
+from converters.waymo.fixture import (
+    DRIVES,
+    calibrations,
+    context_name,
+    make_waymo_v1,
+    make_waymo_v2,
+    v1_path,
+    waymo_project,
+)
 from converters.waymo.parquet import vehicle_poses
+from converters.waymo.tfrecord import (
+    BadTFRecord,
+    TFRecord,
+    encode_tfrecord,
+    masked_crc,
+    read_tfrecords,
+    write_tfrecords,
+)
 from dataengine.errors import UsageError
 from dataengine.geometry import apply, invert, project
 from dataengine.manifest import read_quarantine

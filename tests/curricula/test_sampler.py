@@ -201,3 +201,19 @@ def test_plan_is_cached_by_fingerprint(tmp_path, monkeypatch):
     assert [dataclasses.asdict(s) for s in first.sources] == [dataclasses.asdict(s) for s in again.sources]
     with pytest.raises(AssertionError, match="rebuilt"):
         plan_stage(stage(WEIGHTED), src, 99, tmp_path)
+
+
+def test_samples_made_long_by_visual_tokens_are_dropped():
+    """Eligibility counts text + visual tokens: short text with many image tokens is too long,
+    and a sample at exactly max_seq_len is kept."""
+    src = rows("a/train", 10, tokens=[100] * 10)
+    visual = np.full(10, 500, dtype=np.int64)
+    visual[2] = 8100          # 100 + 8100 = 8200 > 8192 through images alone
+    visual[6] = 8092          # 100 + 8092 = 8192: exactly the limit, kept
+    src = dataclasses.replace(src, visual_tokens=visual)
+    plan = build_plan(stage([SourceSpec("a/train", 1.0)], Budget("samples", 40), max_seq_len=8192, max_images=8),
+                      [src], seed=0)
+    a = plan.sources[0]
+    assert (a.eligible, a.dropped) == (9, {"max_seq_len": 1, "max_images": 0})
+    assert set(plan.row.tolist()) == set(range(10)) - {2}
+    assert a.tokens == sum(100 + int(visual[r]) for r in plan.row)

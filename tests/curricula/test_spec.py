@@ -53,7 +53,8 @@ def test_yaml_text_numbers_and_source_shorthand():
 
 BAD = [
     (_with(["stages", 0, "wieght"], 1), "stages[0].wieght: unknown key"),
-    (_with(["stages", 0, "sources", 0, "wieght"], 1), "stages[0].sources[0].wieght: unknown key (did you mean 'weight'?)"),
+    (_with(["stages", 0, "sources", 0, "wieght"], 1),
+     "stages[0].sources[0].wieght: unknown key (did you mean 'weight'?)"),
     (_with(["seeds"], 1), "curriculum.seeds: unknown key"),
     (_with(["stages", 0, "train"], ["projector", "decoder"]), "stages[0].train: unknown part 'decoder'"),
     (_with(["stages", 0, "sources", 1, "weight"], -1.0), "stages[0].sources[1].weight: -1.0 must be >= 0"),
@@ -62,7 +63,8 @@ BAD = [
     (_with(["stages", 0, "budget"], {"steps": 5}), "stages[0].budget.steps: unknown key"),
     (_with(["stages", 0, "budget"], {"samples": 2.5}), "stages[0].budget.samples: 2.5 must be a whole number"),
     (_with(["stages", 0, "budget"], {"epochs": 0}), "stages[0].budget.epochs: 0 must be > 0"),
-    (_with(["stages", 0, "temperature"], 2.0), "stages[0].sources[0].weight: a stage with a temperature takes no weights"),
+    (_with(["stages", 0, "temperature"], 2.0),
+     "stages[0].sources[0].weight: a stage with a temperature takes no weights"),
     (_with(["stages", 0, "sources", 0, "weight"], ...), "stages[0].sources[0].weight: missing"),
     (_with(["stages", 0, "sources"], [{"pattern": "a/train", "weight": 0}]), "stages[0].sources: every weight is zero"),
     (_with(["stages", 0, "sources", 0, "pattern"], "alpha"), "stages[0].sources[0].pattern: 'alpha' must match"),
@@ -129,3 +131,18 @@ def test_the_three_presets_load():
     for c in (robotron, demo, load_curriculum("opendrivevla")):
         for stage in c.stages:
             assert set(stage.train) <= set(PARTS) and set(stage.lr) == set(stage.train)
+
+
+def test_robotron_preset_reaches_the_papers_global_batches_with_small_per_gpu_batches():
+    """Per-GPU micro-batches an 8B model fits at 8k (<= 2) and per-stage accumulation: on 8 GPUs
+    the global batches are RoboTron-Drive's 512 (stage 1) and 256 (stage 2)."""
+    stages = load_curriculum("robotron_drive").stages
+    assert all(s.batch_size <= 2 and s.max_seq_len == 8192 for s in stages)
+    assert [s.batch_size * s.grad_accum * 8 for s in stages][:2] == [512, 256]
+    assert parse_curriculum({"name": "x", "seed": 1, "stages": [{
+        "name": "a", "sources": ["d/train"], "temperature": 1.0, "budget": {"samples": 4}, "train": ["projector"],
+        "lr": {"projector": 1e-3}}]}).stages[0].grad_accum is None
+    with pytest.raises(SpecError, match="grad_accum"):
+        parse_curriculum({"name": "x", "seed": 1, "stages": [{
+            "name": "a", "sources": ["d/train"], "temperature": 1.0, "budget": {"samples": 4}, "train": ["projector"],
+            "lr": {"projector": 1e-3}, "grad_accum": 0}]})

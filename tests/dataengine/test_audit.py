@@ -6,12 +6,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from synthetic_shards import jpeg, record, write_split
 
 from dataengine.audit import AuditConfig, run_audit, to_json
 from dataengine.audit_report import write_report
 from dataengine.cli import main
 from dataengine.reader import DatasetReader
-from synthetic_shards import jpeg, record, write_split
 
 S1, S9 = "nuscenes:scene1", "nuscenes:scene9"
 

@@ -4,12 +4,12 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from synthetic_shards import jpeg, record, write_split
 
+from dataengine.cards import write_cards
 from dataengine.cli import main
 from dataengine.converter import Quarantined
-from dataengine.cards import write_cards
 from dataengine.stats import CONTEXT_TOKENS, INDEX, reason_category
-from synthetic_shards import jpeg, record, write_split
 
 SIX = ["front", "front_left", "front_right", "back", "back_left", "back_right"]
 QUARANTINE = {

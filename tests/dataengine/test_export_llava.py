@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from synthetic_shards import jpeg, png, record, write_split
 
 from dataengine.cli import main
 from dataengine.export_llava import ExportConfig, export
 from dataengine.reader import DatasetReader
-from synthetic_shards import jpeg, png, record, write_split
 
 
 def load_records(out: Path, dataset: str, split: str) -> list[dict]:
@@ -40,8 +40,8 @@ def check_round_trip(root: Path, out: Path, dataset: str, split: str) -> list[di
         assert placeholders == len(paths) == len(sample["media"])  # LLaVA-NeXT: one <image> per image
         shas = [hashlib.sha1((out / p).read_bytes()).hexdigest() for p in paths]
         assert sorted(shas) == sorted(m["sha1"] for m in sample["media"])
-        for p in paths:
-            assert Path(p).name.startswith(rec["id"] + ".") and not os.path.isabs(p)
+        for p, sha in zip(paths, shas):
+            assert Path(p).name.partition(".")[0] == sha and not os.path.isabs(p)  # named by content
             Image.open(out / p).verify()
     return records
 
@@ -54,7 +54,7 @@ def test_round_trip_converted_nuscenes(nuscenes_shards, tmp_path):
         for rec in records:
             sample = reader.get(rec["id"]).sample
             assert isinstance(rec["image"], list) and len(rec["image"]) == 6
-            assert [Path(p).name for p in rec["image"]] == [f"{rec['id']}.{m['member']}" for m in sample["media"]]
+            assert [Path(p).name for p in rec["image"]] == [f"{m['sha1']}.jpg" for m in sample["media"]]
             assert rec["cameras"] == ["front", "front_left", "front_right", "back", "back_left", "back_right"]
             assert rec["conversations"][0]["value"].startswith(
                 "1: <image> 2: <image> 3: <image> 4: <image> 5: <image> 6: <image>. These six images are the "
@@ -83,7 +83,8 @@ def test_round_trip_video_layouts_frames_in_time_order(tmp_path):
     export(ExportConfig(root, tmp_path / "out"))
     records = {r["id"]: r for r in check_round_trip(root, tmp_path / "out", "mixed", "train")}
     single = records["mixed-single"]
-    assert single["image"] == "images/mixed/train/mixed-single.img0.png"  # one image: a string, as LLaVA-NeXT
+    sha = hashlib.sha1(png(1)).hexdigest()
+    assert single["image"] == f"images/{sha[:2]}/{sha}.png"  # one image: a string, as LLaVA-NeXT
     assert single["conversations"][0]["value"].startswith("<image>\nThere is an image of traffic captured from")
     video = records["mixed-video"]
     by_frame = [hashlib.sha1(jpeg(i)).hexdigest() for i in range(4)]
@@ -112,8 +113,8 @@ def test_style_changes_the_prompt_and_export_is_deterministic(tmp_path):
 def test_cli_export(tmp_path, capsys):
     root = video_root(tmp_path / "shards")
     assert main(["export-llava", str(root), "--out", str(tmp_path / "out")]) == 0
-    assert "mixed/train: 4 records, 9 images" in capsys.readouterr().out
-    assert len(list((tmp_path / "out" / "images" / "mixed" / "train").iterdir())) == 9
+    assert "mixed/train: 4 records, 9 images (9 new image files)" in capsys.readouterr().out
+    assert len(list((tmp_path / "out" / "images").rglob("*.*"))) == 9
 
 
 @pytest.mark.parametrize("args", [["{root}", "--out", "{out}", "--style", "nope"],
@@ -127,3 +128,18 @@ def test_bad_arguments_exit_2_writing_nothing(tmp_path, capsys, args):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def test_an_image_shown_by_several_samples_is_exported_once(tmp_path):
+    """Two datasets and three samples show one picture: one file, named in all three records."""
+    root = tmp_path / "shards"
+    shared, other = jpeg(7), jpeg(8)
+    write_split(root, "a", "train", [record("a", "train", "one", "x:s", "x:f", [shared]),
+                                     record("a", "train", "two", "x:s", "x:f", [shared, other],
+                                            layout="multi_view", cameras=["front", "back"])])
+    write_split(root, "b", "val", [record("b", "val", "three", "x:s", "x:f", [shared])])
+    files = export(ExportConfig(root, tmp_path / "out"))
+    assert [(f["images"], f["files_written"]) for f in files] == [(3, 2), (1, 0)]
+    assert len(list((tmp_path / "out" / "images").rglob("*.jpg"))) == 2
+    for dataset, split in (("a", "train"), ("b", "val")):
+        check_round_trip(root, tmp_path / "out", dataset, split)

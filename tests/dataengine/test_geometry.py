@@ -8,8 +8,17 @@ from pyquaternion import Quaternion
 
 from converters.nuscenes.converter import NuScenesConverter
 from converters.nuscenes.scene import SceneGeometry
-from dataengine.geometry import (box_corners, boxes_2d_in_image, invert, matrix_yaw, pose_matrix, project_boxes,
-                                 quat_to_matrix, quat_yaw, yaw_to_quat)
+from dataengine.geometry import (
+    box_corners,
+    boxes_2d_in_image,
+    invert,
+    matrix_yaw,
+    pose_matrix,
+    project_boxes,
+    quat_to_matrix,
+    quat_yaw,
+    yaw_to_quat,
+)
 
 
 def test_quaternions_match_pyquaternion_single_and_batched():

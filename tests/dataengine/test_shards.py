@@ -1,6 +1,8 @@
-"""Shard writer and reader: deterministic bytes, zeroed tar metadata, WebDataset compatibility."""
+"""Shard writer and reader: deterministic bytes, zeroed tar metadata, WebDataset compatibility.
+Shards hold each sample's JSON (sample/2); the images are in the media store (test_mediastore.py)."""
 import hashlib
 import io
+import json
 import tarfile
 
 import pytest
@@ -32,7 +34,7 @@ def record(i: int) -> Record:
 
 def write(directory, n=5, shard_bytes=1 << 30):
     writer = TarShardWriter(directory, "u", shard_bytes)
-    where = [writer.write(f"unit-{i:03d}", seal(record(i)), record(i).media) for i in range(n)]
+    where = [writer.write(f"unit-{i:03d}", seal(record(i))) for i in range(n)]
     writer.close()
     return writer.parts, where
 
@@ -49,15 +51,14 @@ def test_tar_metadata_zeroed_and_member_order(tmp_path):
     parts, _ = write(tmp_path, n=2)
     with tarfile.open(parts[0]) as tar:
         infos = tar.getmembers()
-    assert [i.name for i in infos] == ["unit-000.json", "unit-000.img0.jpg", "unit-000.img1.jpg",
-                                       "unit-001.json", "unit-001.img0.jpg", "unit-001.img1.jpg"]
+    assert [i.name for i in infos] == ["unit-000.json", "unit-001.json"]
     assert {(i.mtime, i.uid, i.gid, i.uname, i.gname, i.mode) for i in infos} == {(0, 0, 0, "", "", 0o644)}
 
 
-def test_image_bytes_copied_not_reencoded(tmp_path):
+def test_sealed_sample_names_its_media_by_sha1(tmp_path):
     parts, _ = write(tmp_path, n=3)
     stored = list(iter_shard(parts[0]))
-    assert stored[2].media["img1.jpg"] == record(2).media[1]
+    assert stored[2].sample["schema"] == "sample/2" and not stored[2].media
     assert stored[2].sample["media"][1]["sha1"] == hashlib.sha1(record(2).media[1]).hexdigest()
 
 
@@ -65,7 +66,7 @@ def test_byte_ranges_allow_random_access(tmp_path):
     parts, where = write(tmp_path, n=4)
     blob = parts[0].read_bytes()
     members = parse_members(blob[where[3].offset: where[3].offset + where[3].size])
-    assert [name for name, _ in members] == ["unit-003.json", "unit-003.img0.jpg", "unit-003.img1.jpg"]
+    assert [name for name, _ in members] == ["unit-003.json"]
 
 
 def test_rollover_at_target_size(tmp_path):
@@ -81,7 +82,7 @@ def test_webdataset_reads_our_shards(tmp_path):
     parts, _ = write(tmp_path, n=3)
     samples = list(wds.WebDataset(str(parts[0]), shardshuffle=False, empty_check=False))
     assert [s["__key__"] for s in samples] == ["unit-000", "unit-001", "unit-002"]
-    assert samples[1]["img0.jpg"] == record(1).media[0]
+    assert json.loads(samples[1]["json"])["id"] == "unit-001"
 
 
 def test_media_count_mismatch_is_an_error():
@@ -99,6 +100,8 @@ def test_dataset_reader_get_and_iter(nuscenes_shards):
     assert [s.key for s in streamed] == keys
     one = reader.get(keys[7])
     assert one.sample == streamed[7].sample and one.media == streamed[7].media
+    assert [hashlib.sha1(one.media_bytes(i)).hexdigest() for i in range(6)] == [
+        m["sha1"] for m in one.sample["media"]]
     img = one.image(0, size=(80, 45))
     assert img.size == (80, 45) and img.mode == "RGB"
     with pytest.raises(KeyError, match="not in"):

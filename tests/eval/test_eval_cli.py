@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import convert
+
 from dataengine.fixtures import fixture_jobs
 from eval.cli import main
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from eval_helpers import T1, T2, StubJudge, drivelm_rows, row
 
 from eval.judge import Judge, JudgeConfig
 from eval.metrics import ScoreContext
 from eval.metrics.drivelm import score_drivelm
 from eval.metrics.judged import score_codalm
 from eval.metrics.text import CocoText
-from eval_helpers import T1, T2, StubJudge, drivelm_rows, row
 
 
 def coda_rows():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from eval_helpers import T1, drivelm_rows, row
 
 from eval.metrics import ScoreContext
 from eval.metrics.captions import parse_control, score_captions, score_control
@@ -15,7 +16,6 @@ from eval.metrics.planning import score_planning
 from eval.metrics.qa import choice_index, normalize_nuscenes_qa, score_maplm, score_nuscenes_qa
 from eval.metrics.text import CocoText
 from eval.prompting import extract_answer
-from eval_helpers import T1, drivelm_rows, row
 
 
 def ctx(**args):
@@ -137,13 +137,15 @@ def test_nuscenes_qa_accuracy_by_type_and_hop():
             qa_row("The closest one is a traffic cone.", "traffic cone", "object", 0),
             qa_row("It is not standing.", "standing", "status", 1)]
     s = score_nuscenes_qa(rows, ctx())
-    assert s["acc"]["value"] == pytest.approx(100 * 4 / 6)
-    assert s["acc_raw"]["value"] == pytest.approx(100 * 1 / 6)
-    assert s["acc.type.exist"]["value"] == 100.0 and s["acc.type.count"]["value"] == 50.0
-    assert s["acc.type.status"]["value"] == 0.0 and s["acc.type.object"]["value"] == 100.0
-    assert s["acc.hop.H0"]["value"] == pytest.approx(100 * 2 / 3)
-    assert s["acc.hop.H1"]["value"] == pytest.approx(100 * 2 / 3)
-    assert s["acc.type_hop.count_1"]["value"] == 100.0 and s["acc.type_hop.count_0"]["value"] == 0.0
+    assert s["acc_normalized"]["value"] == pytest.approx(100 * 4 / 6)
+    assert s["acc"]["value"] == pytest.approx(100 * 1 / 6)      # the official exact match
+    assert s["acc.type.exist"]["value"] == 50.0 and s["acc.type.count"]["value"] == 0.0
+    n = {k[len("acc_normalized."):]: v["value"] for k, v in s.items() if k.startswith("acc_normalized.")}
+    assert n["type.exist"] == 100.0 and n["type.count"] == 50.0
+    assert n["type.status"] == 0.0 and n["type.object"] == 100.0
+    assert n["hop.H0"] == pytest.approx(100 * 2 / 3)
+    assert n["hop.H1"] == pytest.approx(100 * 2 / 3)
+    assert n["type_hop.count_1"] == 100.0 and n["type_hop.count_0"] == 0.0
 
 
 def test_nuscenes_qa_normalization():

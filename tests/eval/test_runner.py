@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from eval_helpers import FixedPredictor, OraclePredictor
+from synthetic_shards import jpeg, record, write_split
 
 from dataengine.errors import UsageError
 from eval.contamination import assess
@@ -16,8 +18,6 @@ from eval.prompting import REASONING, PromptSpec, prompt_sha1, user_turns
 from eval.registry import load_registry
 from eval.runner import RunConfig, make_plan, predict
 from eval.score import score_variant
-from eval_helpers import FixedPredictor, OraclePredictor
-from synthetic_shards import jpeg, record, write_split
 
 BENCH = """name: {name}
 dataset: {dataset}

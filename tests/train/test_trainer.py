@@ -22,7 +22,7 @@ from train.parts import part_of, set_trainable
 from train.step import forward_loss
 from train.trainer import Trainer
 from vlm.encode import collate
-from vlm.model import build_tiny, load
+from vlm.model import Bundle, build_tiny, load
 from vlm_helpers import rendered
 
 CURRICULUM = """
@@ -354,3 +354,48 @@ def test_two_processes_through_torchrun_zero3_mixed_modalities(nuscenes_shards, 
     base, align, tune = weights(out / "base"), weights(out / "stages/00-align"), weights(out / "stages/01-tune")
     assert by_part(base, align) == {"projector": True, "vision": False, "llm": False}
     assert by_part(align, tune) == {"projector": True, "vision": True, "llm": True}
+
+
+VIDEO_NEXT = """
+name: next-video
+seed: 5
+stages:
+  - name: tune
+    sources: [{pattern: beta/train, weight: 1.0}, {pattern: gamma/train, weight: 1.0}]
+    budget: {samples: 8}
+    train: [projector, llm]
+    lr: {projector: 1.0e-4, llm: 2.0e-5}
+    frames_per_video: 3
+    max_images: 12
+    max_seq_len: MAXLEN
+    batch_size: 2
+"""
+
+
+def test_tiny_next_trains_a_video_source_as_frames_and_never_exceeds_max_seq_len(tmp_path, monkeypatch):
+    """LLaVA-NeXT has no video input: video samples train as multi-image frames. The plan's
+    estimates pass every sample; the model's exact limit (330 here, as a real model's anyres
+    counts exceed the estimate) leaves some too long through their 84 visual tokens: those
+    are skipped (counted with key and reason), no batch is longer, nothing is cut, and a
+    rank left with no sample trains a label-free filler."""
+    from curriculum_shards import write_source
+
+    encoder = Bundle.encoder
+    monkeypatch.setattr(Bundle, "encoder", lambda self, max_seq_len=8192, fpv=None: encoder(self, 330, fpv))
+
+    root = tmp_path / "shards"
+    write_source(root, "beta", 6, layout="multi_view")
+    write_source(root, "gamma", 6, layout="video")
+    path = tmp_path / "next.yaml"
+    path.write_text(VIDEO_NEXT.replace("MAXLEN", "8192"))
+    seen = []
+    trainer = Trainer(TrainConfig(curriculum=str(path), model="tiny-next", out=tmp_path / "run", shards=root,
+                                  num_workers=0, progress=False, save_every=0),
+                      on_step=lambda t, record: seen.append(record))
+    trainer.train()
+    assert seen and max(n for r in seen for n in r.lengths) <= 330
+    state = json.loads((tmp_path / "run/stages/00-tune/trainer_state.json").read_text())
+    assert state["skipped"] and all("exceed max_seq_len 330" in s["reason"] for s in state["skipped"])
+    trained = {k for r in seen for k in r.keys}
+    assert any(k.startswith("gamma") for k in trained)            # some videos fit, as frames
+    assert not trained & {s["key"] for s in state["skipped"]}

@@ -95,9 +95,17 @@ def test_placeholder_mismatch_is_an_error_naming_the_sample(tiny, change, messag
         tiny.encoder().encode(sample)
 
 
-def test_video_on_an_image_only_model_is_an_error(tiny_next):
+def test_video_on_an_image_only_model_becomes_frames_as_images(tiny_next):
+    """LLaVA-NeXT takes no video: each video placeholder becomes one image per kept frame."""
+    sample = rendered(2, "multi_view_video", frames=3)
+    enc = tiny_next.encoder(frames_per_video=2)
+    e = enc.encode(sample)
+    assert e.visuals.n_images == 4 and e.visuals.n_videos == 0
+    assert runs(e.input_ids, enc.token_id["image"]) == [2 * tiny_next.spec.image_tokens(28, 28, False)] * 2
+    assert torch.isfinite(tiny_next.model(**collate([e], enc).inputs, labels=collate([e], enc).labels).loss)
+    enc.video_as_frames = False
     with pytest.raises(PlaceholderError, match="sample multi_view_video-2: has a video"):
-        tiny_next.encoder().encode(rendered(2, "multi_view_video", frames=3))
+        enc.encode(sample)
 
 
 @pytest.mark.parametrize("family", ["tiny", "tiny-next"])

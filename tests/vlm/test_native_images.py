@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from vlm_helpers import Sample, conv, rendered
 
 from vlm.encode import collate
 from vlm.model import build_tiny
 from vlm.vision import MediaDecoder, decode_image, original_size
-from vlm_helpers import Sample, conv, rendered
 
 W, H = 1600, 900
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
+from vlm_helpers import ANSWER, Sample, color, conv
 
 from vlm.encode import collate
 from vlm.model import build_tiny, load
-from vlm_helpers import ANSWER, Sample, color, conv
 
 LLAMA3_SPECIALS = ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                    "<|eot_id|>", "<image>", "<video>")
