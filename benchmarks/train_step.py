@@ -3,7 +3,8 @@ where a label follows) against plain HF forward/backward with `labels=` and torc
 the same model and batch, measured in the same run; MFU on a GPU whose bf16 peak is known.
 
 One batch of 6-camera samples (the robotron multi-view prompt) filled with text to the
-context length, a 256-token answer trained. The two paths alternate step by step (each on its own copy of the model); medians after warm-up.
+context length, a 256-token answer trained. The two paths alternate step by step (each on
+its own copy of the model); medians after warm-up.
 
     python benchmarks/train_step.py                          # tiny model on CPU, 1k context
     python benchmarks/train_step.py --model real-shaped      # SigLIP-so400m-384 + Qwen2-0.5B shapes,
@@ -54,8 +55,13 @@ class Sample:
 def real_shaped() -> Bundle:
     """SigLIP-so400m-patch14-384 (last layer dropped, as LLaVA-OneVision) + a Qwen2-0.5B-shaped
     LLM, random weights, built from configs (no download); the byte tokenizer stands in."""
-    from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
-                              LlavaOnevisionImageProcessorPil, Qwen2Config, SiglipVisionConfig)
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessorPil,
+        Qwen2Config,
+        SiglipVisionConfig,
+    )
 
     from vlm.chat import detect
     from vlm.tiny import tiny_tokenizer

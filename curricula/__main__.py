@@ -1,4 +1,4 @@
-"""The `curricula` command line: `curricula plan FILE --shards DIR [--json]`."""
+"""The `curricula` command line: `curricula plan FILE --shards DIR [--model DIR] [--json]`."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from dataengine.errors import UsageError
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from curricula.lengths import ExactLengths
     from curricula.plan import format_text, plan_curriculum, to_json
     from curricula.sampler import PLAN_CACHE
     from curricula.spec import load_curriculum
@@ -19,11 +20,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise UsageError(f"--shards {root}: not a directory")
     cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else root / PLAN_CACHE
-    stages = plan_curriculum(curriculum, root, cache)
+    lengths = ExactLengths(args.model) if args.model else None
+    stages = plan_curriculum(curriculum, root, cache, lengths)
     if args.json:
-        print(json.dumps(to_json(curriculum, root, stages), indent=2, sort_keys=True))
+        print(json.dumps(to_json(curriculum, root, stages, args.model), indent=2, sort_keys=True))
     else:
-        print(format_text(curriculum, root, stages), end="")
+        print(format_text(curriculum, root, stages, args.model), end="")
     return 0
 
 
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="curriculum YAML, or a preset name (demo, robotron_drive, opendrivevla)")
     p.add_argument("--shards", required=True, help="shard root holding <dataset>/<split>/manifest.parquet")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--model", default=None, help="a local HF model directory (e.g. a run's RUN/base for the tiny "
+                   "model): exact lengths with its tokenizer, chat template and config; without it, estimates")
     p.add_argument("--cache-dir", default=None, help="where stage plans are cached (default: SHARDS/_plans)")
     p.add_argument("--no-cache", action="store_true", help="build the plans without reading or writing the cache")
     p.set_defaults(fn=_cmd_plan)

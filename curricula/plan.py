@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from curricula.sampler import StagePlan, plan_stage
+from curricula.lengths import ExactLengths
+from curricula.sampler import DROP_REASONS, StagePlan, plan_stage
 from curricula.sources import resolve
 from curricula.spec import Curriculum, StageSpec
 
@@ -58,12 +59,18 @@ def audit_warnings(plan: StagePlan, audit: dict | None) -> list[str]:
     return out
 
 
-def plan_curriculum(curriculum: Curriculum, root: Path, cache_dir: Path | None = None) -> list[PlannedStage]:
-    """Every stage's plan (built or read from the cache) with its warnings."""
+def plan_curriculum(curriculum: Curriculum, root: Path, cache_dir: Path | None = None,
+                    lengths: ExactLengths | None = None) -> list[PlannedStage]:
+    """Every stage's plan (built or read from the cache) with its warnings; with `lengths`,
+    on the model's exact lengths (over-length and incompatible samples dropped, counted)."""
     audit = read_audit(root)
     out = []
     for i, stage in enumerate(curriculum.stages):
-        plan = plan_stage(stage, resolve(stage, root), curriculum.seed, cache_dir)
+        rows, reasons = resolve(stage, root), None
+        if lengths is not None:
+            exact = [lengths.source(Path(root), stage, j, r) for j, r in enumerate(rows)]
+            rows, reasons = [r for r, _ in exact], [x for _, x in exact]
+        plan = plan_stage(stage, rows, curriculum.seed, cache_dir, reasons)
         out.append(PlannedStage(i, stage, plan, plan.warnings + audit_warnings(plan, audit)))
     return out
 
@@ -77,22 +84,23 @@ def _mixing(stage: StageSpec) -> str:
     return f"temperature {stage.temperature:g}" if stage.temperature is not None else "weights"
 
 
-def _stage_text(ps: PlannedStage, n_stages: int) -> list[str]:
+def _stage_text(ps: PlannedStage, n_stages: int, exact: bool) -> list[str]:
     s, plan = ps.spec, ps.plan
     lrs = ", ".join(f"{k} {v:g}" for k, v in s.lr.items())
     lines = [f"stage {ps.index + 1}/{n_stages} {s.name}: budget {_budget(s)}, {_mixing(s)}; "
              f"train {'+'.join(s.train)} (lr {lrs}); style {s.prompt_style}",
              f"  max_seq_len {s.max_seq_len}, max_images {s.max_images}, frames/video {s.frames_per_video}, "
-             f"batch {s.batch_size}/rank, plan {plan.fingerprint[:12]}"]
-    header = ("source", "matched", "size", "eligible", "weight", "samples", "est. tokens", "repeats",
-              "drop len", "drop img")
+             f"video {s.video}, batch {s.batch_size}/rank, plan {plan.fingerprint[:12]}"]
+    header = ("source", "matched", "size", "eligible", "weight", "samples", "tokens" if exact else "est. tokens",
+              "repeats", "drop len", "drop img", "drop video", "drop enc")
     rows = [header]
     for sp in plan.sources:
         rows.append((sp.pattern, ",".join(sp.parts) or "-", f"{sp.size:,}", f"{sp.eligible:,}", f"{sp.weight:.3f}",
-                     f"{sp.samples:,}", f"{sp.tokens:,}", f"{sp.repeats:.2f}", f"{sp.dropped['max_seq_len']:,}",
-                     f"{sp.dropped['max_images']:,}"))
+                     f"{sp.samples:,}", f"{sp.tokens:,}", f"{sp.repeats:.2f}",
+                     *(f"{sp.dropped.get(r, 0):,}" for r in DROP_REASONS)))
     rows.append(("total", "", f"{sum(x.size for x in plan.sources):,}",
-                 f"{sum(x.eligible for x in plan.sources):,}", "", f"{len(plan):,}", f"{plan.tokens:,}", "", "", ""))
+                 f"{sum(x.eligible for x in plan.sources):,}", "", f"{len(plan):,}", f"{plan.tokens:,}", "",
+                 *(f"{sum(x.dropped.get(r, 0) for x in plan.sources):,}" for r in DROP_REASONS)))
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
     for r in rows:
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])] + [v.rjust(w) for v, w in zip(r[2:], widths[2:])]
@@ -105,28 +113,34 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def format_text(curriculum: Curriculum, root: Path, stages: list[PlannedStage]) -> str:
-    head = f"curriculum {curriculum.name} (seed {curriculum.seed}) on {root}"
+def lengths_label(model: str | None) -> str:
+    return (f"exact lengths for model {model}" if model else
+            "estimated lengths (manifest estimates; `--model DIR` for the model's exact lengths)")
+
+
+def format_text(curriculum: Curriculum, root: Path, stages: list[PlannedStage], model: str | None = None) -> str:
+    head = f"curriculum {curriculum.name} (seed {curriculum.seed}) on {root}; {lengths_label(model)}"
     audit = "audit: " + (str(Path(root) / AUDIT_JSON) if read_audit(root) is not None
                          else f"none ({Path(root) / AUDIT_JSON} absent; run `dataengine audit {root}`)")
     lines = [head, audit]
     for ps in stages:
-        lines += [""] + _stage_text(ps, len(stages))
+        lines += [""] + _stage_text(ps, len(stages), model is not None)
     n_warn = sum(len(ps.warnings) for ps in stages)
     lines += ["", f"{plural(len(stages), 'stage')}, {plural(n_warn, 'warning')}"]
     return "\n".join(lines) + "\n"
 
 
-def to_json(curriculum: Curriculum, root: Path, stages: list[PlannedStage]) -> dict:
+def to_json(curriculum: Curriculum, root: Path, stages: list[PlannedStage], model: str | None = None) -> dict:
     out = {"curriculum": curriculum.name, "seed": curriculum.seed, "shards": str(root),
-           "audit": read_audit(root) is not None, "stages": []}
+           "audit": read_audit(root) is not None, "lengths": "exact" if model else "estimate", "model": model,
+           "stages": []}
     for ps in stages:
         s, plan = ps.spec, ps.plan
         out["stages"].append({
             "index": ps.index, "name": s.name, "budget": {"kind": s.budget.kind, "value": s.budget.value},
             "temperature": s.temperature, "train": list(s.train), "lr": s.lr, "prompt_style": s.prompt_style,
             "max_seq_len": s.max_seq_len, "max_images": s.max_images, "frames_per_video": s.frames_per_video,
-            "batch_size": s.batch_size, "fingerprint": plan.fingerprint, "samples": len(plan),
+            "batch_size": s.batch_size, "video": s.video, "fingerprint": plan.fingerprint, "samples": len(plan),
             "tokens": plan.tokens, "warnings": ps.warnings,
             "sources": [{"pattern": sp.pattern, "parts": sp.parts, "size": sp.size, "eligible": sp.eligible,
                          "weight": sp.weight, "cap": sp.cap, "samples": sp.samples, "tokens": sp.tokens,

@@ -37,9 +37,11 @@ import numpy as np
 from curricula.sources import SourceRows
 from curricula.spec import Budget, StageSpec
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 PLAN_CACHE = "_plans"   # default cache folder under the shard root
-DROP_REASONS = ("max_seq_len", "max_images")
+# max_seq_len, max_images: from the lengths; video: a video sample the spec drops for a family
+# without video; encode: a sample the model cannot encode (both only with exact lengths)
+DROP_REASONS = ("max_seq_len", "max_images", "video", "encode")
 
 
 @dataclass
@@ -83,12 +85,17 @@ class StagePlan:
 
 # ---------------------------------------------------------------- pure building blocks
 
-def eligibility(rows: SourceRows, stage: StageSpec) -> tuple[np.ndarray, dict[str, int]]:
-    """Indices of the eligible rows, and the drop counts per reason (length first)."""
-    too_long = rows.tokens > stage.max_seq_len
-    too_many = ~too_long & (rows.n_images > stage.max_images)
-    keep = np.flatnonzero(~too_long & ~too_many)
-    return keep, {"max_seq_len": int(too_long.sum()), "max_images": int(too_many.sum())}
+def eligibility(rows: SourceRows, stage: StageSpec,
+                reasons: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Indices of the eligible rows, and the drop counts per reason (`reasons`: a reason
+    per row found by exact lengths, "" for none; then length, then image count)."""
+    reasons = np.full(len(rows), "", dtype=object) if reasons is None else reasons
+    other = reasons != ""
+    too_long = ~other & (rows.tokens > stage.max_seq_len)
+    too_many = ~other & ~too_long & (rows.n_images > stage.max_images)
+    keep = np.flatnonzero(~other & ~too_long & ~too_many)
+    return keep, {"max_seq_len": int(too_long.sum()), "max_images": int(too_many.sum()),
+                  "video": int((reasons == "video").sum()), "encode": int((reasons == "encode").sum())}
 
 
 def target_weights(stage: StageSpec, eligible: np.ndarray) -> np.ndarray:
@@ -237,9 +244,10 @@ def _draw_to_budget(stage: StageSpec, n: int, weights, caps, eligible_idx, hashe
         n = math.ceil(n * 1.5)
 
 
-def build_plan(stage: StageSpec, rows: list[SourceRows], seed: int, fingerprint: str = "") -> StagePlan:
+def build_plan(stage: StageSpec, rows: list[SourceRows], seed: int, fingerprint: str = "",
+               reasons: list[np.ndarray] | None = None) -> StagePlan:
     """The stage's full sample order (pure: same inputs, same arrays)."""
-    kept = [eligibility(r, stage) for r in rows]
+    kept = [eligibility(r, stage, None if reasons is None else reasons[i]) for i, r in enumerate(rows)]
     eligible_idx = [k for k, _ in kept]
     eligible = np.array([len(k) for k in eligible_idx], dtype=np.int64)
     weights, caps = target_weights(stage, eligible), source_caps(stage, eligible)
@@ -325,16 +333,18 @@ def _from_cache(path: Path) -> StagePlan:
                      [SourcePlan(**s) for s in meta["sources"]], meta["warnings"])
 
 
-def plan_stage(stage: StageSpec, rows: list[SourceRows], seed: int, cache_dir: Path | None) -> StagePlan:
+def plan_stage(stage: StageSpec, rows: list[SourceRows], seed: int, cache_dir: Path | None,
+               reasons: list[np.ndarray] | None = None) -> StagePlan:
     """The stage plan, from `cache_dir/<fingerprint>.npz` when present, else built and cached
-    (written to a temporary name and renamed, so ranks building at once cannot clash)."""
+    (written to a temporary name and renamed, so ranks building at once cannot clash).
+    Exact lengths come in as `rows` whose fingerprints name the model, with their `reasons`."""
     fp = fingerprint(stage, rows, seed)
     if cache_dir is None:
-        return build_plan(stage, rows, seed, fp)
+        return build_plan(stage, rows, seed, fp, reasons)
     path = Path(cache_dir) / f"{fp}.npz"
     if path.exists():
         return _from_cache(path)
-    plan = build_plan(stage, rows, seed, fp)
+    plan = build_plan(stage, rows, seed, fp, reasons)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{fp}.{os.getpid()}.tmp")
     _write_npz(tmp, {"source": plan.source, "row": plan.row, "meta": np.array(_meta(plan))})

@@ -27,6 +27,9 @@ NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 # "dataset/split", each side a glob over [a-z0-9_-] names: "drivelm/train", "*/train", "nuscenes*/val"
 PATTERN_RE = re.compile(r"^[a-z0-9_*?\[\]-]+/[a-z0-9_*?\[\]-]+$")
 TASK_RE = re.compile(r"^[a-z0-9_.*?\[\]-]+$")  # a glob over task names such as "planning.trajectory"
+# Video samples on a model family without video input (LLaVA-NeXT): fed as multi-image frames,
+# or dropped by the plan with a counted reason (`curricula plan --model`).
+VIDEO_POLICIES = ("frames", "drop")
 
 
 class SpecError(UsageError):
@@ -49,6 +52,7 @@ class SourceSpec:
     max_samples: int | None = None    # at most this many draws from the source in the stage
     max_repeats: float | None = None  # at most this many passes over the source in the stage
     tasks: tuple[str, ...] = ()       # globs over the sample's task ("planning.*"); () keeps every task
+    video: str | None = None          # one of VIDEO_POLICIES; None: the stage's
 
     @property
     def label(self) -> str:
@@ -71,9 +75,13 @@ class StageSpec:
     batch_size: int = 1          # per rank
     grad_accum: int | None = None  # micro-batches per optimizer step; None: the DeepSpeed JSON's (else 1)
     length_group_window: int = 0  # 0: off; N: sort by length inside each window of N planned samples
+    video: str = "frames"        # a family without video input: "frames" (as multi-image) or "drop"
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     description: str = ""
+    val: tuple[str, ...] = ()    # "dataset/split" globs whose loss is logged, never trained on
+    val_every: int = 0           # optimizer steps between validations (0: only at the stage's end)
+    val_samples: int = 32        # first N samples of each validation split (by key order)
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,8 @@ class Curriculum:
 TOP_KEYS = ("name", "seed", "stages", "description")
 STAGE_KEYS = ("name", "sources", "temperature", "budget", "train", "lr", "prompt_style", "frames_per_video",
               "max_images", "max_seq_len", "batch_size", "grad_accum", "length_group_window", "warmup_ratio",
-              "weight_decay", "description")
-SOURCE_KEYS = ("pattern", "weight", "max_samples", "max_repeats", "tasks")
+              "weight_decay", "description", "val", "val_every", "val_samples", "video")
+SOURCE_KEYS = ("pattern", "weight", "max_samples", "max_repeats", "tasks", "video")
 
 
 class _Ctx:
@@ -150,7 +158,14 @@ def _source(ctx: _Ctx, raw: Any, where: str) -> SourceSpec:
     if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
         raise ctx.fail(f"{where}.tasks", "must be a list of task globs, e.g. [planning.*]")
     tasks = tuple(ctx.text(t, f"{where}.tasks[{i}]", TASK_RE) for i, t in enumerate(tasks))
-    return SourceSpec(pattern, weight, max_samples, max_repeats, tasks)
+    video = None if d.get("video") is None else _video(ctx, d["video"], f"{where}.video")
+    return SourceSpec(pattern, weight, max_samples, max_repeats, tasks, video)
+
+
+def _video(ctx: _Ctx, value: Any, where: str) -> str:
+    if value not in VIDEO_POLICIES:
+        raise ctx.fail(where, f"{value!r} must be one of {', '.join(VIDEO_POLICIES)}")
+    return value
 
 
 def _budget(ctx: _Ctx, raw: Any, where: str) -> Budget:
@@ -215,12 +230,26 @@ def _stage(ctx: _Ctx, raw: Any, where: str) -> StageSpec:
             ("frames_per_video", "max_images", "max_seq_len", "batch_size", "grad_accum") if k in d}
     if "length_group_window" in d:
         ints["length_group_window"] = ctx.integer(d["length_group_window"], f"{where}.length_group_window", 0)
+    if "val_every" in d:
+        ints["val_every"] = ctx.integer(d["val_every"], f"{where}.val_every", 0)
+    if "val_samples" in d:
+        ints["val_samples"] = ctx.integer(d["val_samples"], f"{where}.val_samples")
     floats = {k: ctx.number(d[k], f"{where}.{k}") for k in ("warmup_ratio", "weight_decay") if k in d}
     if floats.get("warmup_ratio", 0.0) > 1:
         raise ctx.fail(f"{where}.warmup_ratio", "must be <= 1")
     description = str(d.get("description", ""))
+    if "video" in d:
+        floats["video"] = _video(ctx, d["video"], f"{where}.video")
     return StageSpec(name, sources, temperature, _budget(ctx, d["budget"], f"{where}.budget"), train, lr,
-                     prompt_style=style, description=description, **ints, **floats)
+                     prompt_style=style, description=description, val=_val(ctx, d.get("val", []), where),
+                     **ints, **floats)
+
+
+def _val(ctx: _Ctx, raw: Any, where: str) -> tuple[str, ...]:
+    """Validation splits: "dataset/split" globs, like sources' patterns."""
+    if not isinstance(raw, list):
+        raise ctx.fail(f"{where}.val", "must be a list of dataset/split patterns, e.g. [nuscenes/val]")
+    return tuple(ctx.text(p, f"{where}.val[{i}]", PATTERN_RE) for i, p in enumerate(raw))
 
 
 def parse_curriculum(raw: Any, path: str = "<curriculum>") -> Curriculum:

@@ -1,4 +1,5 @@
-"""The `dataengine` command line: convert, build, validate, stats, audit, export-llava, fixtures, list."""
+"""The `dataengine` command line: convert, build, validate, stats, audit, export-llava, export-webdataset,
+fixtures, list."""
 from __future__ import annotations
 
 import argparse
@@ -88,6 +89,13 @@ def _cmd_export_llava(args: argparse.Namespace) -> int:
     return export(ExportConfig(root=Path(args.dir), out=Path(args.out), style=args.style))
 
 
+def _cmd_export_webdataset(args: argparse.Namespace) -> int:
+    from dataengine.export_webdataset import WebDatasetExportConfig
+    from dataengine.export_webdataset import main as export
+
+    return export(WebDatasetExportConfig(root=Path(args.dir), out=Path(args.out), shard_mb=args.shard_mb))
+
+
 def _cmd_fixtures(args: argparse.Namespace) -> int:
     for src, options in fixture_jobs(args.dataset, Path(args.out)):
         print(f"{args.dataset}: fixture written; convert it with --src {src}{_option_flags(options)}")
@@ -154,6 +162,12 @@ def build_parser(converter=None) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="export directory (JSON files and images/)")
     p.add_argument("--style", default="robotron", help="prompt style of dataengine.prompts (default robotron)")
     p.set_defaults(fn=_cmd_export_llava)
+
+    p = sub.add_parser("export-webdataset", help="write self-contained WebDataset shards (images inline)")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="export directory (<dataset>/<split>/shard-NNNNNN.tar)")
+    p.add_argument("--shard-mb", type=float, default=256, help="target shard size in MB (default 256)")
+    p.set_defaults(fn=_cmd_export_webdataset)
 
     p = sub.add_parser("fixtures", help="write a small dataset in a source's real raw format")
     p.add_argument("dataset")

@@ -67,6 +67,34 @@ def _training_curves(run: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def _stage_losses(run: Path, path: Path) -> bool:
+    """Train and validation loss per stage, from the run's metrics.jsonl (one panel a stage)."""
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    stages = sorted({(r["stage"], r["stage_name"]) for r in rows})
+    fig, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 4), squeeze=False)
+    for ax, (index, name) in zip(axes[0], stages):
+        mine = [r for r in rows if r["stage"] == index]
+        train = [(r["global_step"], r["train/loss"]) for r in mine if "train/loss" in r]
+        val = [(r["global_step"], r["val/loss"]) for r in mine if "val/loss" in r]
+        for points, label, marker in ((train, "train", "."), (val, "validation", "o")):
+            if points:
+                ax.plot(*zip(*points), label=label, marker=marker)
+        ax.set(title=f"stage {index + 1}: {name}", xlabel="optimizer step", ylabel="loss")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
 def _evaluation(out: Path, report: Path) -> str:
     parts = []
     for name in ("report.html", "report.md", "report.json", "groups.png", "comparison.png"):
@@ -97,6 +125,8 @@ def write_report(demo: Path, report: Path) -> Path:
         (report / sub).mkdir(parents=True)
     shards = demo / "shards"
     _training_curves(demo / "run", report / "training.png")
+    per_stage = ('<img src="stage_losses.png" width="900">'
+                 if _stage_losses(demo / "run", report / "stage_losses.png") else "")
     shutil.copy(demo / "plan.txt", report / "plan.txt")
     sections = [
         ("Datasets", "Every source's fixture, converted and validated; cards from the manifests.",
@@ -108,7 +138,7 @@ def write_report(demo: Path, report: Path) -> Path:
         ("Curriculum plan", "curricula/demo.yaml planned against these shards.",
          f'<pre>{html.escape((demo / "plan.txt").read_text())}</pre>'),
         ("Training", "The tiny model through every stage with DeepSpeed on CPU (TensorBoard events in run/tb).",
-         '<img src="training.png" width="900">'),
+         per_stage + '<img src="training.png" width="900">'),
         ("Evaluation", "Seen and unseen benchmarks, fine-tuned against zero-shot prompting. The demo's model is "
          "tiny and random: these numbers prove the plumbing (prediction, parsing, the official metrics, "
          "contamination marks), not driving skill. n/c = not computed (e.g. judged metrics without a judge, "

@@ -90,7 +90,10 @@ def _dist() -> DistEnv:
 
 
 def _finish() -> None:
-    """Leave the process group (torchrun) so every rank exits cleanly."""
+    """Leave the process group `_dist` joined (torchrun, several ranks) so every rank exits
+    cleanly; a group someone else made in this process (a trainer, a test) is left alone."""
+    if DistEnv.read().world_size <= 1:
+        return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

@@ -32,12 +32,21 @@ from curricula.spec import Curriculum, StageSpec, load_curriculum
 from dataengine.errors import UsageError
 from train import checkpoint as ckpt
 from train import dist
-from train.config import (TrainConfig, load_deepspeed, model_dtype, offloads_optimizer, optimizer_defaults,
-                          resolve_deepspeed, zero_stage)
+from train.card import model_card
+from train.config import (
+    TrainConfig,
+    load_deepspeed,
+    model_dtype,
+    offloads_optimizer,
+    optimizer_defaults,
+    resolve_deepspeed,
+    zero_stage,
+)
 from train.metrics import FlopModel, Reporter, peak_flops
 from train.optim import build_optimizer, build_schedule, param_groups, part_lrs
 from train.parts import add_lora, merge_lora, set_trainable
 from train.step import forward_loss, label_tokens
+from train.validation import METRICS, append_metrics, purge_metrics, validation_loss, validation_sets
 from vlm.encode import PlaceholderError, collate
 from vlm.model import Bundle, build_tiny, is_tiny, load
 from vlm.vision import MediaDecoder, VisionSpec
@@ -72,6 +81,7 @@ class StageRun:
     global_step: int = 0
     flops: FlopModel | None = None
     skipped: list[dict] = dataclasses.field(default_factory=list)  # samples this rank could not train, why
+    card: str = ""            # the model card written beside the stage's HF model
 
 
 class Trainer:
@@ -107,8 +117,11 @@ class Trainer:
                                   world_size=self.dist.world_size, num_workers=self.config.num_workers,
                                   decoder=self._decoder(base), cache_dir=self.run_dir.root / "plans")
         latest = ckpt.latest_checkpoint(self.run_dir)
-        reporter = Reporter(self.run_dir.tensorboard, self.dist.is_main, self.config.progress,
-                            self._resume_step(latest) + 1)
+        first_step = self._resume_step(latest) + 1
+        reporter = Reporter(self.run_dir.tensorboard, self.dist.is_main, self.config.progress, first_step)
+        self.metrics_path = self.run_dir.root / METRICS
+        if self.dist.is_main:
+            purge_metrics(self.metrics_path, first_step)
         try:
             for i, stage in enumerate(self.curriculum.stages):
                 if self.run_dir.stage_done(i, stage.name):
@@ -168,6 +181,7 @@ class Trainer:
         reporter.start_stage(f"stage {index + 1}/{len(self.curriculum.stages)} {stage.name}", run.total, run.step)
         encoder = run.bundle.encoder(stage.max_seq_len, stage.frames_per_video)
         accum = run.engine.gradient_accumulation_steps()
+        val_sets = validation_sets(stage, self.config.shards, loader.image_size, loader.decoder) if stage.val else {}
         for window in _windows(loader.stage_batches(index), accum, run.step):
             encoded = [self._encode(run, encoder, samples) for samples in window]
             normalizer = self._normalizer(encoded, accum)
@@ -175,10 +189,16 @@ class Trainer:
                 if run.step + 1 == run.total and (run.step + 1) % accum:
                     run.engine.set_gradient_accumulation_boundary(True)  # apply the stage's last partial batch
                 record = self._train_step(run, encoder, micro, normalizer, loader, reporter)
+                if val_sets and stage.val_every and run.step % accum == 0 and run.step < run.total \
+                        and (run.step // accum) % stage.val_every == 0:
+                    self._validate(run, encoder, val_sets, reporter)
                 if self._checkpoint_due(run, accum):
                     self._save_checkpoint(run, loader)
                 if self.on_step is not None:
                     self.on_step(self, record)
+        validation = self._validate(run, encoder, val_sets, reporter) if val_sets else {}
+        run.card = model_card(self.curriculum, index, str(self.config.model), loader.plan(index),
+                              Path(self.config.shards), global_step=run.global_step, validation=validation)
         self._finish_stage(run, encoder)
         reporter.end_stage()
 
@@ -320,6 +340,26 @@ class Trainer:
             values.update({f"mixture_planned/{src}": m["planned_share"] for src, m in mixture.items()})
         reporter.scalars(run.global_step, values)
         reporter.tick(loss, tokens / seconds)
+        if self.dist.is_main:
+            append_metrics(self.metrics_path, {"stage": run.index, "stage_name": run.spec.name,
+                                               "global_step": run.global_step, "train/loss": loss})
+
+    def _validate(self, run: StageRun, encoder, val_sets: dict, reporter: Reporter) -> dict[str, float]:
+        """The validation loss of each split and their mean over splits, logged at
+        the current optimizer step to TensorBoard and metrics.jsonl."""
+        values: dict[str, float] = {}
+        for name, samples in val_sets.items():
+            loss = validation_loss(run.engine.module, encoder, samples, self.dist.device, self.dtype,
+                                   run.spec.batch_size)
+            if loss is not None:
+                values[f"val/{name}"] = loss
+        if values:
+            values["val/loss"] = sum(values.values()) / len(values)
+            reporter.scalars(run.global_step, values)
+            if self.dist.is_main:
+                append_metrics(self.metrics_path, {"stage": run.index, "stage_name": run.spec.name,
+                                                   "global_step": run.global_step, **values})
+        return values
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -363,6 +403,7 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)   # a save a kill interrupted
             bundle = dataclasses.replace(run.bundle, model=merge_lora(run.engine.module))
             bundle.save(tmp, state_dict=state_dict)
+            (tmp / "README.md").write_text(run.card)
             ckpt.write_json(tmp / ckpt.STATE, {"stage": run.index, "stage_name": run.spec.name, "step": run.step,
                                                "global_step": run.global_step,
                                                "skipped": run.skipped})

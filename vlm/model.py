@@ -13,8 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import (AutoConfig, AutoImageProcessor, AutoTokenizer, LlavaNextForConditionalGeneration,
-                          LlavaOnevisionForConditionalGeneration)
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoTokenizer,
+    LlavaNextForConditionalGeneration,
+    LlavaOnevisionForConditionalGeneration,
+)
 
 from dataengine.errors import UsageError
 from vlm.chat import ChatFormat, detect

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import (LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaOnevisionConfig,
-                          LlavaOnevisionForConditionalGeneration, PreTrainedTokenizerFast, SiglipVisionConfig)
+from transformers import (
+    LlamaConfig,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+    LlavaOnevisionConfig,
+    LlavaOnevisionForConditionalGeneration,
+    PreTrainedTokenizerFast,
+    SiglipVisionConfig,
+)
 
 EOS = "<|endoftext|>"
 SPECIALS = (EOS, "<|im_start|>", "<|im_end|>", "<image>", "<video>")

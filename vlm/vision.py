@@ -1,12 +1,13 @@
 """Visual inputs: pixel tensors for a sample's images and videos, and how many placeholder
 tokens each one becomes in the sequence.
 
-The counts mirror the HF model code that consumes them (`pack_image_features`,
-`get_video_features` in transformers' llava_next / llava_onevision), so an expanded prompt
-always matches the features the model produces; tests/vlm/test_encode.py checks them
-against the model itself. They are computed here rather than by HF's processor classes
-because LlavaOnevisionProcessor cannot be built without torchvision, which has no CPU build
-for our torch pin.
+The counts are `dataengine.tokens.VisualConfig`'s (one copy, shared with the planner): they
+mirror the HF model code that consumes them (`pack_image_features`, `get_video_features` in
+transformers' llava_next / llava_onevision), so an expanded prompt always matches the
+features the model produces; tests/vlm/test_encode.py checks them against the model itself.
+They are computed rather than taken from HF's processor classes because
+LlavaOnevisionProcessor cannot be built without torchvision, which has no CPU build for our
+torch pin.
 
 - LLaVA-NeXT: every image is anyres: a base crop plus the tiles of the best-fitting grid
   pinpoint, unpadded to the image's aspect ratio, one newline token per row.
@@ -29,50 +30,19 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
-from transformers.image_processing_utils import select_best_resolution
 
-FAMILIES = ("llava_next", "llava_onevision")
+from dataengine.tokens import VISUAL_FAMILIES, VisualConfig
+
+FAMILIES = VISUAL_FAMILIES
 
 
-@dataclass(frozen=True)
-class VisionSpec:
-    family: str                          # one of FAMILIES (the config's model_type)
-    crop: int                            # the vision tower's input size in pixels
-    grid: int                            # patches per side of one crop
-    pinpoints: tuple[tuple[int, int], ...]
-    max_crops: int | None                # OneVision's anyres_max_N; None for LLaVA-NeXT
+class VisionSpec(VisualConfig):
+    """The model's visual token arithmetic (`dataengine.tokens.VisualConfig`, shared with the
+    planner), built from a loaded HF config object."""
 
     @classmethod
     def from_config(cls, config) -> "VisionSpec":
-        vision = config.vision_config
-        aspect = getattr(config, "vision_aspect_ratio", None)
-        max_crops = int(aspect.removeprefix("anyres_max_")) if config.model_type == "llava_onevision" else None
-        return cls(config.model_type, vision.image_size, vision.image_size // vision.patch_size,
-                   tuple(tuple(p) for p in config.image_grid_pinpoints), max_crops)
-
-    @property
-    def has_video(self) -> bool:
-        return self.family == "llava_onevision"
-
-    def image_tokens(self, height: int, width: int, multi: bool) -> int:
-        """Tokens of one image of original size (height, width); `multi`: its sample has others."""
-        if multi and self.family == "llava_onevision":
-            return self.grid * self.grid + 1
-        best_h, best_w = select_best_resolution([height, width], [list(p) for p in self.pinpoints])
-        rows, cols = self.grid * (best_h // self.crop), self.grid * (best_w // self.crop)
-        if width / height > cols / rows:
-            rows -= (rows - int(round(height * (cols / width), 7))) // 2 * 2
-        else:
-            cols -= (cols - int(round(width * (rows / height), 7))) // 2 * 2
-        if self.max_crops is not None:
-            ratio = math.sqrt(rows * cols / (self.max_crops * self.grid ** 2))
-            if ratio > 1.1:
-                rows, cols = int(rows // ratio), int(cols // ratio)
-        return self.grid * self.grid + rows * cols + rows
-
-    def video_tokens(self, frames: int) -> int:
-        pooled = math.ceil(self.grid / 2)
-        return frames * pooled * pooled + 1
+        return cls.from_dict(config.to_dict())
 
 
 @dataclass

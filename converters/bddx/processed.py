@@ -11,7 +11,8 @@ Source root (`--src`): a BDD-X root (the raw CSV is needed, see below) holding
 The processed files carry no times, so each clip is matched to its raw segment: among
 the CSV segments of the same video with the same action and justification text, clips in
 clip order take segments in CSV order. A clip whose segment the raw converter rejects
-(e.g. end before start; the processed release kept two such) is quarantined with that reason. The match gives `frame_id` (the same
+(e.g. end before start; the processed release kept two such) is quarantined with that
+reason. The match gives `frame_id` (the same
 `bddx:<video>@<start>-<end>` as the raw converter's) and the frame times: DriveMM
 extracted `bddx_clip_frames` frames evenly over the clip, so frame k sits about
 k * (end - start) / bddx_clip_frames seconds into it (the clip's exact cut is not

@@ -232,9 +232,13 @@ class DriveBenchConverter(Converter):
 
     def convert_unit(self, unit: Unit) -> Iterator[Record | Quarantined]:
         setting = unit.payload["setting"]
+        seen: dict[str, str] = {}  # a record's canonical JSON -> its id (a copy shares its scene, so its unit)
         for index, rec in unit.payload["records"]:
             record_id = f"{setting}/{unit.payload['file']}[{index}]"
             reason = _record_problem(rec)
+            if not reason:
+                copy_of = seen.setdefault(json.dumps(rec, sort_keys=True), record_id)
+                reason = f"duplicate of record {copy_of}" if copy_of != record_id else None
             if reason:
                 yield Quarantined(record_id, reason)
                 continue

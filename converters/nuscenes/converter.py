@@ -75,20 +75,31 @@ class NuScenesConverter(Converter):
         for version in resolve_versions(self.src, self.options.version):
             tables = NuScenesTables(self.src, version)
             splits = official_splits(version)
+            seen: set[str] = set()
             for scene in tables.scenes():
                 if scene["name"] not in splits:
                     raise UsageError(f"{self.src / version}: scene {scene['name']} is not in the devkit's "
                                      f"official {version} splits")
+                if scene["token"] in seen:  # its key frames would be converted twice, by two units
+                    raise UsageError(f"{self.src / version / 'scene.json'}: scene token {scene['token']} "
+                                     "appears more than once")
+                seen.add(scene["token"])
                 try:
                     location = tables.get("log", scene["log_token"])["location"]
                 except KeyError:
                     location = ""
-                frames = [tables.keyframe(s) for s in tables.scene_samples(scene["token"])]
+                frames, repeated, tokens = [], [], set()
+                for sample in tables.scene_samples(scene["token"]):
+                    (repeated if sample["token"] in tokens else frames).append(sample)
+                    tokens.add(sample["token"])
                 yield Unit(id=scene["token"], split=splits[scene["name"]], payload={
                     "version": version, "scene": {k: scene[k] for k in ("token", "name", "description")},
-                    "location": location, "frames": frames})
+                    "location": location, "frames": [tables.keyframe(s) for s in frames],
+                    **({"repeated": [s["token"] for s in repeated]} if repeated else {})})
 
     def convert_unit(self, unit: Unit) -> Iterator[Record | Quarantined]:
+        for token in unit.payload.get("repeated", []):  # a sample row repeated: left out of the scene's timeline
+            yield Quarantined(token, "duplicate: sample token repeated in sample.json")
         frames = unit.payload["frames"]
         times = [f["timestamp"] / 1e6 for f in frames]
         can = self._can_bus(unit.payload["scene"]["name"])

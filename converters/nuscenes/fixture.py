@@ -108,7 +108,7 @@ def _ego_path(manoeuvre, n: int, dt: float, x0: float, y0: float, yaw0: float):
     return out
 
 
-def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: tuple[int, int] = (3, 1),
+def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: tuple[int, int] = (3, 1),  # noqa: C901
                        keyframes: int = 10, width: int = 320, height: int = 180, quality: int = 85,
                        objects: int = 6, can_bus: bool = True, seed: int = 0, image_pool: int = 0) -> Path:
     """Write a nuScenes dataroot under `out`; returns `out`. With `image_pool` > 0 the camera

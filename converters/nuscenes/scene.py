@@ -20,8 +20,15 @@ from dataengine.trajectory import clean
 VIEWS = [CAMERAS[channel] for channel in NUSCENES_ORDER]  # canonical names, in media order
 
 
+def _numbers(value, n: int) -> bool:
+    return (isinstance(value, list) and len(value) == n
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+
+
 def finite_pose(pose: dict | None) -> bool:
-    return pose is not None and all(math.isfinite(v) for v in [*pose["translation"], *pose["rotation"]])
+    """A translation of 3 and a rotation of 4 finite numbers (a corrupt table row may hold
+    anything: a string, a short list, NaN)."""
+    return pose is not None and _numbers(pose["translation"], 3) and _numbers(pose["rotation"], 4)
 
 
 class SceneGeometry:

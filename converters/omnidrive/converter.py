@@ -99,12 +99,14 @@ def _items_of(kind: str, base_id: str, content) -> list[dict]:
                  "extra": {k: v for k, v in content.items() if k != "description"}}]
     if not isinstance(content, list):
         return [{"id": base_id, "problem": f"{kind} file is not a list of question/answer pairs"}]
-    items = []
+    items, seen = [], {}  # (question, answer) -> the first pair's id: a repeated pair is not a second sample
     for i, pair in enumerate(content):
         item_id = f"{base_id}/{i}"
         if not isinstance(pair, dict) or not all(isinstance(pair.get(k), str) and pair[k].strip()
                                                  for k in ("question", "answer")):
             items.append({"id": item_id, "problem": "QA pair has no question and answer strings"})
+        elif seen.setdefault((pair["question"], pair["answer"]), item_id) != item_id:
+            items.append({"id": item_id, "problem": f"duplicate of QA pair {seen[(pair['question'], pair['answer'])]}"})
         else:
             items.append({"id": item_id, "kind": kind, "index": i, "question": pair["question"],
                           "answer": pair["answer"]})

@@ -142,8 +142,8 @@ def _objects(drive: Drive, index: int, context: str) -> list[tuple]:
 
 
 def _corners(center, lwh, heading) -> np.ndarray:
-    l, w, h = lwh
-    x = l / 2 * np.array([1, 1, 1, 1, -1, -1, -1, -1])
+    length, w, h = lwh
+    x = length / 2 * np.array([1, 1, 1, 1, -1, -1, -1, -1])
     y = w / 2 * np.array([1, -1, -1, 1, 1, -1, -1, 1])
     z = h / 2 * np.array([1, 1, -1, -1, 1, 1, -1, -1])
     return np.stack([x, y, z], axis=1) @ _rot(heading).T + np.asarray(center)

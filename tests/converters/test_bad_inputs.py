@@ -104,7 +104,24 @@ def test_every_bad_input_is_quarantined_or_refused(name, base, tmp_path, ray_ses
             outcomes[case.name] = run_case(name, base, case, tmp_path / str(i))
         except Exception as exc:  # what the CLI would print as a traceback
             failures.append(f"{case.name}: {type(exc).__name__}: {str(exc)[:300]}")
+            continue
+        failures += _miscounted(case.name, baseline, outcomes[case.name])
     assert not failures, "\n".join(failures)
+
+
+def _total(outcome: dict, what: str) -> int:
+    return sum(c[what] for c in outcome["counts"].values())
+
+
+def _miscounted(case: str, baseline: dict, outcome: dict) -> list[str]:
+    """A duplicated record is never written twice. (`records_in` is counted by the engine
+    from what was written and quarantined, so this is the check against the input.)"""
+    if "refused" in outcome or ":duplicate-" not in case:
+        return []
+    written, before = _total(outcome, "samples"), _total(baseline, "samples")
+    if written > before:
+        return [f"{case}: {written} samples written, the intact fixture gives {before}"]
+    return []
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from dataengine.prompts import render
 from dataengine.reader import DatasetReader
 from dataengine.validate import validate_root
 
-SINGLE_PREFIX = "<image>\nThere is an image of traffic captured from the front view of the ego vehicle. "
+VIEW_SENTENCE = "There is an image of traffic captured from the front view of the ego vehicle. "
 
 
 def samples(root: Path, split: str) -> dict[str, dict]:
@@ -94,7 +94,11 @@ def test_samples_are_single_front_images_of_the_named_file(shards, src):
         assert (m["member"], m["camera"], m["time_offset_s"]) == ("img0.jpg", "front", 0.0)
         assert m["sha1"] == hashlib.sha1(image.read_bytes()).hexdigest()
         assert (m["width"], m["height"]) == Image.open(image).size
-        assert render(s).conversation[0]["content"] == SINGLE_PREFIX + s["conversations"][0]["content"]
+        rendered, question = render(s).conversation[0]["content"], s["conversations"][0]["content"]
+        # a question that already says where its image comes from gets only the placeholder
+        says_view = question.startswith("There is an image of traffic captured from")
+        assert rendered == "<image>\n" + ("" if says_view else VIEW_SENTENCE) + question
+        assert rendered.count("There is an image of traffic captured from") == 1  # the view sentence once
 
 
 def test_regions_carry_their_box_and_category(shards, src):

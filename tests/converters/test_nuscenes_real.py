@@ -2,6 +2,7 @@
 byte-identical, and the real 6-camera calibration projects as the devkit projects."""
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 from conftest import convert
@@ -42,6 +43,35 @@ def test_real_jpegs_pass_through_byte_identical(tmp_path, real_samples, ray_sess
             assert stored.media[m["member"]] == source
             assert m["sha1"] == hashlib.sha1(source).hexdigest()
             assert (m["width"], m["height"]) == (1600, 900)
+
+
+def test_jpegs_behind_a_symlink_pass_through_byte_identical(tmp_path, ray_session):
+    """Fixture twin of the test above: the generated JPEGs, moved out of the root and reached
+    through an operator's symlink inside it, are stored byte for byte."""
+    root = make_nuscenes_root(tmp_path / "root", scenes_per_split=(1, 0), keyframes=2, objects=0, can_bus=False)
+    elsewhere = tmp_path / "elsewhere"
+    t = load_tables(root)
+    files = {}
+    for sd in t["sample_data"]:
+        channel = sd["filename"].split("/")[1]
+        if channel in CAMS and sd["is_key_frame"]:
+            moved = elsewhere / channel / Path(sd["filename"]).name
+            moved.parent.mkdir(parents=True, exist_ok=True)
+            (root / sd["filename"]).rename(moved)
+            sd["filename"] = f"real/{channel}/{moved.name}"
+            files[(sd["sample_token"], channel)] = moved.read_bytes()
+    save_tables(root, t)
+    (root / "real").symlink_to(elsewhere, target_is_directory=True)
+    out = tmp_path / "out"
+    assert convert("nuscenes", root, out).cards["train"]["counts"]["samples"] == 2
+    validate_root(out)
+    checked = 0
+    for stored in DatasetReader(out, "nuscenes", "train"):
+        for m in stored.sample["media"]:
+            source = files[(stored.sample["meta"]["sample_token"], m["source_camera"])]
+            assert stored.media[m["member"]] == source and m["sha1"] == hashlib.sha1(source).hexdigest()
+            checked += 1
+    assert checked == 2 * len(CAMS)
 
 
 def _real_calibration(real_samples):

@@ -6,11 +6,11 @@ import io
 
 import numpy as np
 import pytest
+from curriculum_shards import mixture_root
 from PIL import Image
 
 from curricula.loader import CurriculumLoader
 from curricula.spec import Budget, Curriculum, SourceSpec, StageSpec
-from curriculum_shards import mixture_root
 from dataengine.errors import UsageError
 from dataengine.frames import kept_media
 from dataengine.reader import DatasetReader
@@ -127,7 +127,7 @@ def test_images_match_a_full_decode_resized(shards, tmp_path):
 def test_overlength_samples_never_reach_the_loader(shards, tmp_path):
     L = loader(shards, tmp_path, cur=curriculum(samples=60))
     plan = L.plan(0)
-    assert plan.sources[0].dropped == {"max_seq_len": 4, "max_images": 0}
+    assert plan.sources[0].dropped == {"max_seq_len": 4, "max_images": 0, "video": 0, "encode": 0}
     served = [s for b in L.stage_batches(0) for s in b]
     assert all(s.text_tokens + s.visual_tokens <= 8192 for s in served)
     long_keys = {f"alpha-s{i:04d}" for i in (5, 11, 17, 23)}

@@ -7,13 +7,13 @@ import shutil
 
 import pytest
 import yaml
+from curriculum_shards import mixture_root, write_source
+from synthetic_shards import jpeg, record, write_split
 
 from curricula.__main__ import main
 from curricula.plan import AUDIT_JSON, format_mixture, plan_curriculum
 from curricula.spec import load_curriculum
-from curriculum_shards import mixture_root, write_source
 from dataengine.audit import AuditConfig, run_audit, to_json
-from synthetic_shards import jpeg, record, write_split
 
 
 @pytest.fixture(scope="module")

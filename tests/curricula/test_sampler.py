@@ -9,12 +9,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from curriculum_shards import rows
 
 from curricula import sampler
-from curricula.sampler import (allocate, batch_positions, build_plan, fingerprint, interleave, num_steps,
-                               plan_stage)
+from curricula.sampler import allocate, batch_positions, build_plan, fingerprint, interleave, num_steps, plan_stage
 from curricula.spec import Budget, SourceSpec, StageSpec
-from curriculum_shards import rows
 
 
 def stage(sources, budget=Budget("samples", 600), temperature=None, **kw) -> StageSpec:
@@ -131,9 +130,22 @@ def test_overlength_and_too_many_images_are_dropped_and_counted_never_drawn():
     plan = build_plan(stage([SourceSpec("a/train", 1.0), SourceSpec("b/train", 1.0)], Budget("samples", 100),
                             max_seq_len=8192, max_images=8), src, seed=0)
     a = plan.sources[0]
-    assert (a.size, a.eligible, a.dropped) == (20, 17, {"max_seq_len": 2, "max_images": 1})
+    assert (a.size, a.eligible, a.dropped) == (20, 17, {"max_seq_len": 2, "max_images": 1, "video": 0, "encode": 0})
     drawn = set(plan.row[plan.source == 0].tolist())
     assert drawn == set(range(20)) - {3, 5, 11}
+
+
+def test_reasons_found_by_exact_lengths_drop_first_and_are_counted():
+    toks = [100] * 10
+    toks[2] = 9000
+    reasons = np.array([""] * 10, dtype=object)
+    reasons[[2, 4]] = "video"
+    reasons[7] = "encode"
+    plan = build_plan(stage([SourceSpec("a/train", 1.0)], Budget("samples", 30), max_seq_len=8192),
+                      [rows("a/train", 10, tokens=toks)], seed=0, reasons=[reasons])
+    a = plan.sources[0]
+    assert a.dropped == {"max_seq_len": 0, "max_images": 0, "video": 2, "encode": 1} and a.eligible == 7
+    assert set(plan.row.tolist()) == set(range(10)) - {2, 4, 7}
 
 
 def test_missing_and_zero_weight_sources_warn_and_draw_nothing():
@@ -155,7 +167,8 @@ def test_length_grouping_sorts_within_windows_and_keeps_the_mixture():
     for start in range(0, 600, 40):
         window = toks[start:start + 40]
         assert np.all(np.diff(window) <= 0)
-        pairs = lambda p: sorted(zip(p.source[start:start + 40].tolist(), p.row[start:start + 40].tolist()))
+        def pairs(p):
+            return sorted(zip(p.source[start:start + 40].tolist(), p.row[start:start + 40].tolist()))
         assert pairs(plain) == pairs(grouped)
 
 
@@ -214,6 +227,6 @@ def test_samples_made_long_by_visual_tokens_are_dropped():
     plan = build_plan(stage([SourceSpec("a/train", 1.0)], Budget("samples", 40), max_seq_len=8192, max_images=8),
                       [src], seed=0)
     a = plan.sources[0]
-    assert (a.eligible, a.dropped) == (9, {"max_seq_len": 1, "max_images": 0})
+    assert (a.eligible, a.dropped) == (9, {"max_seq_len": 1, "max_images": 0, "video": 0, "encode": 0})
     assert set(plan.row.tolist()) == set(range(10)) - {2}
     assert a.tokens == sum(100 + int(visual[r]) for r in plan.row)

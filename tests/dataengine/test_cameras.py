@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import dataengine.converter as converter
-from dataengine.cameras import canonical
+from dataengine.cameras import canonical, check_table
 from dataengine.errors import UsageError
 from dataengine.fixtures import fixture_jobs
 
@@ -56,3 +56,17 @@ def test_every_registered_converter_declares_a_camera_table_and_has_a_fixture():
         assert cls.cameras, f"{name} declares no camera table"
         package = cls.__module__.rpartition(".")[0]
         assert hasattr(importlib.import_module(f"{package}.fixture"), "jobs"), f"{name}: no fixture jobs()"
+
+
+def test_camera_messages_in_full():
+    with pytest.raises(KeyError) as err:
+        canonical({"CAM_FRONT": "front"}, "CAM_UP", "ds")
+    assert err.value.args[0] == "ds: unknown camera 'CAM_UP'; known: ['CAM_FRONT']"
+    with pytest.raises(KeyError) as err:
+        canonical({}, "CAM_FRONT", "ds")
+    assert err.value.args[0] == "no camera table for dataset 'ds': set `cameras` on its converter"
+    with pytest.raises(ValueError) as err:
+        check_table({"a": "up", "b": "front", "c": "down", "d": "up"}, "ds")
+    assert err.value.args[0] == ("ds: camera table maps to ['down', 'up'], which are not canonical; use front, "
+                                 "front_left, front_right, back, back_left, back_right, side_left, side_right, bev")
+    check_table({"a": "front", "b": "bev"}, "ds")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import convert
-from synthetic_shards import jpeg, record, write_split
+from synthetic_shards import jpeg, record
 
 from dataengine.errors import ValidationError
 from dataengine.manifest import dataset_splits, read_manifest

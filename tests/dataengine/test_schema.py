@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_good_sample_passes():
     (lambda s: s["conversations"][0].update(role="system"), "conversations[0].role: must be 'user' or 'assistant'"),
     (lambda s: s["conversations"].reverse(), "conversations[0].role: the first turn must be the user's"),
     (lambda s: s["conversations"].insert(0, {"role": "assistant", "content": "Hello."}),
-     "the first turn must be the user's"),
+     "conversations[0].role: the first turn must be the user's"),
     (lambda s: s.update(command="u_turn"), "command: 'u_turn'"),
     (lambda s: s.update(trajectory={"dt_s": 0.5, "xy": [[1, 2]], "valid": [True, False]}), "trajectory.valid"),
     (lambda s: s.update(ego={"speed_mps": float("nan")}), "ego.speed_mps"),
@@ -81,8 +82,16 @@ def test_bad_field_is_named_with_the_sample(mutate, field):
     mutate(sample)
     with pytest.raises(SchemaError) as err:
         validate_sample(sample)
-    assert str(err.value).startswith("sample ")
-    assert field in str(err.value)
+    name, problems = _problems(str(err.value))
+    assert name == (sample["id"] if isinstance(sample.get("id"), str) else "<no id>")
+    assert any(p.startswith(field) for p in problems), problems
+
+
+def _problems(message: str) -> tuple[str, list[str]]:
+    """The sample's name and its problems: each problem starts with the field it names."""
+    m = re.fullmatch(r"sample (<no id>|\S+): (.+)", message, re.S)
+    assert m, message
+    return m.group(1), m.group(2).split("; ")
 
 
 def test_every_problem_reported_at_once():
@@ -91,7 +100,33 @@ def test_every_problem_reported_at_once():
     sample["media"][0]["camera"] = "left"
     with pytest.raises(SchemaError) as err:
         validate_sample(sample)
-    assert "split" in str(err.value) and "media[0].camera" in str(err.value)
+    assert str(err.value) == (
+        "sample demo-abc_1: split: 'dev' is not one of ('train', 'val', 'test'); "
+        "media[0].camera: 'left' is not one of front, front_left, front_right, back, back_left, back_right, "
+        "side_left, side_right, bev")
+
+
+def test_a_missing_schema_is_reported_once():
+    sample = good_sample()
+    del sample["schema"]
+    with pytest.raises(SchemaError) as err:
+        validate_sample(sample)
+    assert str(err.value) == "sample demo-abc_1: schema: missing"
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda s: s.update(media=["a.jpg", "b.jpg"]), ["media[0]: must be an object", "media[1]: must be an object"]),
+    (lambda s: s["conversations"].extend([{"role": "system"}, {"role": "tool"}]),
+     ["conversations[2].role: must be 'user' or 'assistant'", "conversations[3].role: must be 'user' or 'assistant'"]),
+    (lambda s: s.update(objects=[{"category": 1}, {"category": None}]),
+     ["objects[0].category: must be a string", "objects[1].category: must be a string"]),
+])
+def test_a_second_bad_entry_after_a_first_is_named_too(mutate, expected):
+    sample = good_sample()
+    mutate(sample)
+    with pytest.raises(SchemaError) as err:
+        validate_sample(sample)
+    assert _problems(str(err.value)) == ("demo-abc_1", expected)
 
 
 NAN, INF = float("nan"), float("inf")
@@ -155,6 +190,16 @@ def test_every_optional_field_at_its_best_passes():
     sample["command"] = "turn_left"
     sample["layout"] = "multi_view_video"
     sample["media"][0].update(member="img0.png", time_offset_s=-0.5)
+    validate_sample(sample)
+
+
+def test_integers_one_pixel_images_and_objects_without_boxes_pass():
+    """Integers are numbers too (points, matrices, boxes); 1 is a positive size; box_2d is optional."""
+    sample = good_sample()
+    sample["media"][0].update(width=1, height=1, intrinsics=[[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    sample["trajectory"] = {"dt_s": 1, "xy": [[1, 0], [2, -1]], "valid": [True, True]}
+    sample["ego"] = {"speed_mps": 3, "history_xy": [[-1, 0]]}
+    sample["objects"] = [{"category": "car"}, {"category": "bus", "box_2d": [{"camera": "back", "xyxy": [0, 0, 4, 2]}]}]
     validate_sample(sample)
 
 

@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from dataengine.trajectory import PoseTrack, clean, command_from_future, ego_motion, ego_windows, track_motion
+from dataengine.trajectory import (
+    PoseTrack,
+    clean,
+    command_from_future,
+    ego_motion,
+    ego_windows,
+    planning_question,
+    track_motion,
+)
 
 
 def pose(x: float, y: float, yaw: float = 0.0) -> np.ndarray:
@@ -120,3 +128,87 @@ def test_yaw_rate_wraps_across_pi():
     poses = [(0.0, 0.0, math.pi - 0.05), (1.0, 0.0, -math.pi + 0.05)]
     m = ego_motion(poses, times, 0, position=lambda p: p[:2], yaw=lambda p: p[2], ticks_per_s=1.0)
     assert m["yaw_rate_rps"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("y, expected", [
+    (1.99, "go_straight"), (2.0, "turn_left"), (-1.99, "go_straight"), (-2.0, "turn_right"), (0.0, "go_straight"),
+])
+def test_command_threshold_is_two_metres_included(y, expected):
+    """VAD's rule on the last valid point: exactly 2 m is a turn, 1.99 m is not."""
+    assert command_from_future([[10.0, y], [12.0, 9.0]], [True, False]) == expected
+
+
+def test_command_without_a_valid_future_point_is_go_straight():
+    assert command_from_future([[5.0, 3.0], [5.0, -3.0]], [False, False]) == "go_straight"
+    assert command_from_future([], []) == "go_straight"
+
+
+def test_planning_question_wording():
+    ego = {"speed_mps": 3.14159, "accel_mps2": -0.5, "yaw_rate_rps": 0.01234}
+    assert planning_question("boston-seaport", ego, "turn_left", [[-2.0, 0.0], [-1.0, 0.25]]) == (
+        "You are driving in boston-seaport. Ego state: speed 3.14 m/s, acceleration -0.50 m/s^2, yaw rate "
+        "0.012 rad/s. Navigation command: turn left. Past trajectory over the last 2 s (x forward, y left, "
+        "metres, every 0.5 s, oldest first): [(-2.00, 0.00), (-1.00, 0.25)]. Plan the ego vehicle's "
+        "trajectory for the next 3 s as 6 waypoints (x, y) every 0.5 s.")
+    assert "No past trajectory (the drive starts here). Plan" in planning_question("x", ego, "go_straight", [])
+
+
+def test_default_track_bridges_250_ms_and_snaps_10_ms():
+    track = PoseTrack()
+    for t, x in ((0, 0), (250_000, 1), (500_001, 2)):
+        track.append(t, pose(x, 0))
+    np.testing.assert_allclose(track.position_at(125_000), [0.5, 0, 0])   # a 250 ms gap is bridged
+    assert track.position_at(375_000) is None                            # 250.001 ms is not
+    np.testing.assert_allclose(track.position_at(-10_000), [0, 0, 0])
+    assert track.position_at(-10_001) is None and track.position_at(510_002) is None
+
+
+def test_integer_poses_are_stored_as_floats():
+    track = PoseTrack()
+    track.append(0, np.eye(4, dtype=int))
+    assert track.position_at(0).dtype == np.float64
+
+
+def test_covers_window_needs_two_poses_after_it_as_well_as_three_seconds():
+    """Acceleration at pose i needs the speeds at i + 1, hence pose i + 2."""
+    track = PoseTrack()
+    track.append(0, pose(0, 0))
+    track.append(3_000_000, pose(30, 0))
+    assert not track.covers_window(0)
+    track.append(3_100_000, pose(31, 0))
+    assert track.covers_window(0)
+
+
+def test_window_offsets_are_exact_half_seconds():
+    """No tolerance: each window point must fall exactly on a pose 0.5 s apart."""
+    track = PoseTrack(tolerance_us=0)
+    for k in range(7):
+        track.append(k * 500_000, pose(k, 0))
+    _, _, fut, valid = ego_windows(track, 0)
+    assert valid == [True] * 6 and fut[-1] == [6.0, 0.0]
+
+
+def test_ego_motion_counts_microseconds_by_default_and_rounds_its_fields():
+    fast = ego_motion([(0.0, 0.0, 0.0), (1000.0, 0.0, 0.0)], [0, 1_000_000], 0,
+                      position=lambda p: p[:2], yaw=lambda p: p[2])
+    assert fast["speed_mps"] == 1000.0
+    poses, times = [(0.0, 0.0, 0.0), (1 / 3, 0.0, 1 / 3), (1.0, 0.0, 2 / 3)], [0.0, 1.0, 2.0]
+    m = ego_motion(poses, times, 0, position=lambda p: p[:2], yaw=lambda p: p[2], ticks_per_s=1.0)
+    assert m == {"speed_mps": 0.333, "accel_mps2": 0.167, "yaw_rate_rps": 0.3333}
+
+
+def test_ego_motion_uses_only_x_y_of_a_longer_position():
+    poses = [(0.0, 0.0, 5.0), (3.0, 4.0, 9.0)]
+    m = ego_motion(poses, [0.0, 1.0], 0, position=lambda p: p, yaw=lambda p: 0.0, ticks_per_s=1.0)
+    assert m["speed_mps"] == 5.0
+
+
+def test_ego_motion_acceleration_over_the_direct_neighbours():
+    times = [0.0, 1.0, 2.0, 3.0]
+    poses = [(x, 0.0, 0.0) for x in (0.0, 1.0, 3.0, 6.0)]
+
+    def motion(k):
+        return ego_motion(poses, times, k, position=lambda p: p[:2], yaw=lambda p: p[2], ticks_per_s=1.0)
+
+    assert motion(1)["accel_mps2"] == pytest.approx((2.5 - 1.0) / 2.0)   # speed(2) = 5/2, speed(0) = 1, over 2 s
+    assert motion(2)["accel_mps2"] == pytest.approx((3.0 - 1.5) / 2.0)   # speed(3) = 3, speed(1) = 3/2, over 2 s

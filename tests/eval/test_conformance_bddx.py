@@ -117,6 +117,17 @@ def test_missing_signal_is_a_failure_and_stray_ids_are_counted(tmp_path):
     assert s["control.parse_failures"]["value"] == 1 and s["speed.rmse"]["n"] == 3
 
 
+def test_ground_truth_as_predictions_scores_perfectly(tmp_path):
+    """Fixture twin of the real-file test below: the reference signals written back as
+    RAG-Driver's "Speed: v Course: c" captions give RMSE 0 and A_0.1 = 100."""
+    signal = {i: f"Speed: {v['speed']} Course: {v['course']}" for i, v in SIGNAL.items()}
+    sub = read_bddx(*write(tmp_path, pred_action={i: c[0] for i, c in ACTION.items()}, pred_signal=signal))
+    assert (sub.matched, sub.unanswered, sub.unmatched) == (4, 0, 0)
+    s = score_control(sub.rows, ScoreContext("bddx", {"control_question": "Predict the control signal"}))
+    assert s["speed.rmse"]["value"] == 0.0 and s["course.rmse"]["value"] == 0.0
+    assert s["speed.a_0.1"]["value"] == 100.0 and s["course.a_0.1"]["value"] == 100.0 and s["speed.rmse"]["n"] == 4
+
+
 def test_real_rag_driver_ground_truth(tmp_path, real_samples):
     gt = real_samples / "bddx" / "processed"
     pr = tmp_path / "results"

@@ -104,6 +104,20 @@ def test_output_json_reader_equals_run_eval(tmp_path):
     assert score_maplm(sub.rows, None)["qns"]["n"] == 8
 
 
+def test_output_json_on_the_fixture_test_file(tmp_path):
+    """Fixture twin of the real-file test below: the generated maplm_test.json (LLaVA layout)
+    read as its own output answers every question right."""
+    from converters.maplm.fixture import make_maplm_root
+    from eval.submissions import read_maplm
+
+    ref = make_maplm_root(tmp_path / "maplm") / "maplm_test.json"
+    frames = len(json.loads(ref.read_text()))
+    sub = read_maplm(ref, ref)
+    assert (sub.matched, sub.unanswered, sub.unmatched) == (frames, 0, 0) and frames > 0
+    s = score_maplm(sub.rows, None)
+    assert s["qns"]["value"] == 100.0 and s["frm"]["value"] == 100.0 and s["qns"]["n"] > frames
+
+
 def test_output_json_on_real_test_file(tmp_path, real_samples):
     from eval.submissions import read_maplm
 

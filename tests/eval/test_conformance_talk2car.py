@@ -87,6 +87,17 @@ def test_missing_bad_and_stray_predictions(tmp_path):
     assert s["mean_iou"]["value"] == pytest.approx(1 / 3)
 
 
+def test_ground_truth_as_predictions_scores_perfectly(tmp_path):
+    """Fixture twin of the real-file test below: integer reference boxes (as the commands file
+    holds them) predicted exactly give AP50 = AP50..95 = 100 and mean IoU 1."""
+    gt = {t: b for t, b in GT.items() if all(isinstance(v, int) for v in b) and b[2] > 0 and b[3] > 0}
+    write(tmp_path, gt, gt)
+    sub = read_talk2car(tmp_path / "predictions.json", tmp_path / "val_commands.json")
+    assert (sub.matched, sub.unanswered, sub.unmatched) == (len(gt), 0, 0) and len(gt) == 9
+    s = score_grounding(sub.rows, None)
+    assert s["ap50"]["value"] == 100.0 and s["ap50_95"]["value"] == 100.0 and s["mean_iou"]["value"] == 1.0
+
+
 def test_real_val_commands_with_ground_truth_as_predictions(tmp_path, real_samples):
     val = real_samples / "talk2car" / "val_commands.json"
     cmds = json.loads(val.read_text())["commands"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from vlm_helpers import ANSWER, Sample, conv
 
 from train.step import forward_loss
 from vlm.encode import collate
 from vlm.model import build_tiny
-from vlm_helpers import ANSWER, Sample, conv
 
 CPU = torch.device("cpu")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from vlm_helpers import rendered
 
 from dataengine.errors import UsageError
 from train import dist
@@ -23,7 +24,6 @@ from train.step import forward_loss
 from train.trainer import Trainer
 from vlm.encode import collate
 from vlm.model import Bundle, build_tiny, load
-from vlm_helpers import rendered
 
 CURRICULUM = """
 name: two-stage

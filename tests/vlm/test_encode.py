@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from vlm_helpers import ANSWER, Sample, color, conv, rendered
 
 from vlm.chat import FORMATS, detect
 from vlm.encode import IGNORE, PlaceholderError, TooLong, collate, resample
 from vlm.model import build_tiny, load
-from vlm_helpers import ANSWER, Sample, color, conv, rendered
+
 
 @pytest.fixture(scope="module")
 def tiny():

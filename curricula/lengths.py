@@ -1,0 +1,111 @@
+"""Exact sample lengths for one model, at plan time (`curricula plan --model DIR`).
+
+A sample's length is its text tokens plus its visual tokens, as the encoder (`vlm.encode`)
+counts them: the conversation rendered with the stage's prompt style and the model's chat
+template, each text piece between placeholders tokenized on its own (as the encoder does),
+and each placeholder worth `dataengine.tokens.VisualConfig`'s count for its images' stored
+sizes. The chat template's own tokens depend only on the turns' roles and the visual tokens
+only on (kinds, sizes), so both are cached; the per-sample cost is rendering the prompt and
+one batched tokenizer call. Reads each sample's JSON from the shards (not its pixels).
+
+A video sample on a family without video input (LLaVA-NeXT) is counted as multi-image
+frames, or dropped with reason `video` when the source or stage says `video: drop`; a sample
+whose placeholders and media do not pair up is dropped with reason `encode`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from curricula.sources import SourceRows
+from curricula.spec import StageSpec
+from dataengine.errors import UsageError
+from dataengine.frames import kept_media, spaced
+from dataengine.prompts import render
+from dataengine.reader import DatasetReader
+from dataengine.tokens import VisualConfig
+
+PLACEHOLDER = re.compile(r"<image>|<video>")
+
+
+class ExactLengths:
+    """A model directory's tokenizer, chat template and visual arithmetic."""
+
+    def __init__(self, model_dir):
+        from transformers import AutoTokenizer
+
+        model_dir = Path(model_dir)
+        config_path = model_dir / "config.json"
+        if not config_path.is_file():
+            raise UsageError(f"--model {model_dir}: no config.json (give a local HF model directory)")
+        blob = config_path.read_bytes()
+        try:
+            self.visual = VisualConfig.from_dict(json.loads(blob))
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"--model {model_dir}: {exc}") from None
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        if not self.tokenizer.chat_template:
+            raise UsageError(f"--model {model_dir}: its tokenizer has no chat template")
+        self.name = str(model_dir)
+        self.ident = hashlib.sha1(blob + self.tokenizer.chat_template.encode()
+                                  + str(len(self.tokenizer)).encode()).hexdigest()
+        self._visual = functools.lru_cache(maxsize=None)(self.visual.placeholder_tokens)
+
+    @functools.cache  # noqa: B019 (one instance per command; the cache is the point)
+    def frame_tokens(self, roles: tuple[str, ...]) -> int:
+        """Tokens of the chat template around empty turns of these roles (headers, ends, the
+        default system prompt)."""
+        ids = self.tokenizer.apply_chat_template([{"role": r, "content": ""} for r in roles], tokenize=True)
+        return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    def sample(self, sample: dict, stage: StageSpec, policy: str) -> tuple[list[str], int, int, str]:
+        """(text pieces to tokenize, template tokens, visual tokens, drop reason or "")."""
+        kept = kept_media(sample, stage.frames_per_video)
+        reduced = dict(sample, media=[sample["media"][i] for i in kept])
+        rendered = render(reduced, stage.prompt_style)
+        sizes = [(m["height"], m["width"]) for m in reduced["media"]]
+        kinds, groups = list(rendered.kinds), list(rendered.groups)
+        if "video" in kinds and not self.visual.has_video:
+            if policy == "drop":
+                return [], 0, 0, "video"
+            groups = [[f] for g, k in zip(groups, kinds) for f in
+                      ([g[i] for i in spaced(len(g), stage.frames_per_video)] if k == "video" else g)]
+            kinds = ["image"] * len(groups)
+        elif "video" in kinds:
+            groups = [[g[i] for i in spaced(len(g), stage.frames_per_video)] if k == "video" else g
+                      for g, k in zip(groups, kinds)]
+        pieces = [p for turn in rendered.conversation for p in PLACEHOLDER.split(turn["content"]) if p]
+        n_placeholders = sum(len(PLACEHOLDER.findall(t["content"])) for t in rendered.conversation)
+        if n_placeholders != len(rendered.groups) or not groups and n_placeholders:
+            return [], 0, 0, "encode"
+        roles = tuple(t["role"] for t in rendered.conversation)
+        visual = self._visual(tuple(kinds), tuple(tuple(sizes[i] for i in g) for g in groups))
+        return pieces, self.frame_tokens(roles), visual, ""
+
+    def source(self, root: Path, stage: StageSpec, spec_index: int, rows: SourceRows) -> tuple[SourceRows, np.ndarray]:
+        """`rows` with exact text and visual tokens, and a drop reason per row ("" for none)."""
+        policy = stage.sources[spec_index].video or stage.video
+        index = {k: i for i, k in enumerate(rows.keys)}
+        text = np.zeros(len(rows), dtype=np.int64)
+        visual = np.zeros(len(rows), dtype=np.int64)
+        reasons = np.full(len(rows), "", dtype=object)
+        owners, pieces = [], []
+        for dataset, split in rows.parts:
+            for stored in DatasetReader(root, dataset, split):
+                i = index.get(stored.key)
+                if i is None:
+                    continue
+                got, text[i], visual[i], reasons[i] = self.sample(stored.sample, stage, policy)
+                owners += [i] * len(got)
+                pieces += got
+        if pieces:
+            counts = [len(ids) for ids in self.tokenizer(pieces, add_special_tokens=False)["input_ids"]]
+            np.add.at(text, np.asarray(owners), np.asarray(counts, dtype=np.int64))
+        digest = hashlib.sha1(f"{rows.fingerprint}:{self.ident}:{policy}".encode()).hexdigest()
+        return dataclasses.replace(rows, fingerprint=digest, text_tokens=text, visual_tokens=visual), reasons
