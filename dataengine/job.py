@@ -145,8 +145,13 @@ def _init_ray(cfg: JobConfig) -> bool:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UsageError(f"cannot join the Ray cluster at {address}: {message}") from None
     else:
-        ray.init(num_cpus=cfg.workers, include_dashboard=False, object_store_memory=128 * 1024 * 1024,
-                 log_to_driver=True, configure_logging=False)
+        try:
+            ray.init(num_cpus=cfg.workers, include_dashboard=False, object_store_memory=128 * 1024 * 1024,
+                     log_to_driver=True, configure_logging=False)
+        except Exception as exc:  # Ray raises a bare Exception when its node misses the 30 s startup wait
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataEngineError(f"could not start the embedded Ray: {message}; run the same command again "
+                                  "(an overloaded machine), or join a cluster with --address") from None
     return True
 
 

@@ -7,6 +7,7 @@ cluster's processes are those whose command line names its temp dir, and their d
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,21 +79,34 @@ class Cluster:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def env(self) -> dict:
-        """The client environment: Ray 2.59+ local clusters use token auth (docs/conversion.md)."""
-        return dict(os.environ, RAY_AUTH_MODE="token")
+        """The nodes' and clients' environment: Ray 2.59+ local clusters use token auth
+        (docs/conversion.md); this interpreter's bin first on PATH, as in an activated venv,
+        so a submitted job's `python` is the one with the project's dependencies."""
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        return dict(os.environ, RAY_AUTH_MODE="token", PATH=path)
 
     def _ray(self, *args: str, timeout: float = 300) -> None:
         proc = subprocess.run([RAY, *args], env=self.env(), capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"ray {args[0]} failed: {proc.stderr[-2000:]}")
 
-    def start(self) -> "Cluster":
+    def start(self, tries: int = 3) -> "Cluster":
+        """Head, then worker. `ray start` gives a node 30 s to register (fixed in Ray 2.60),
+        which a loaded 2-core machine can miss: a failed start is cleaned up and tried again."""
         common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--temp-dir", self.temp_dir,
                   "--disable-usage-stats"]
-        self._ray("start", "--head", "--port", str(self.gcs_port), "--dashboard-host", "127.0.0.1",
-                  "--dashboard-port", str(self.dashboard_port), "--include-dashboard", "true",
-                  "--ray-client-server-port", str(free_port()), *_node_ports(), *common)
-        self._ray("start", "--address", self.address, *_node_ports(), *common)
+        for attempt in range(tries):
+            try:
+                self._ray("start", "--head", "--port", str(self.gcs_port), "--dashboard-host", "127.0.0.1",
+                          "--dashboard-port", str(self.dashboard_port), "--include-dashboard", "true",
+                          "--ray-client-server-port", str(free_port()), *_node_ports(), *common)
+                self._ray("start", "--address", self.address, *_node_ports(), *common)
+                return self
+            except RuntimeError:
+                self.stop()
+                if attempt == tries - 1:
+                    raise
+                self.gcs_port, self.dashboard_port = free_port(), free_port()
         return self
 
     def stop(self) -> None:
@@ -107,3 +121,4 @@ class Cluster:
             deadline = time.monotonic() + wait
             while processes_of(self.temp_dir) and time.monotonic() < deadline:
                 time.sleep(0.2)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
