@@ -32,6 +32,7 @@ from dataengine.reader import DatasetReader
 from dataengine.tokens import VisualConfig
 
 PLACEHOLDER = re.compile(r"<image>|<video>")
+BATCH = 20_000   # text pieces per tokenizer call
 
 
 class ExactLengths:
@@ -104,8 +105,14 @@ class ExactLengths:
                 got, text[i], visual[i], reasons[i] = self.sample(stored.sample, stage, policy)
                 owners += [i] * len(got)
                 pieces += got
+                if len(pieces) >= BATCH:   # bounded memory: the text is tokenized a batch at a time
+                    self._add_text(text, owners, pieces)
+                    owners, pieces = [], []
+        self._add_text(text, owners, pieces)
+        digest = hashlib.sha1(f"{rows.fingerprint}:{self.ident}:{policy}".encode()).hexdigest()
+        return dataclasses.replace(rows, fingerprint=digest, text_tokens=text, visual_tokens=visual), reasons
+
+    def _add_text(self, text: np.ndarray, owners: list[int], pieces: list[str]) -> None:
         if pieces:
             counts = [len(ids) for ids in self.tokenizer(pieces, add_special_tokens=False)["input_ids"]]
             np.add.at(text, np.asarray(owners), np.asarray(counts, dtype=np.int64))
-        digest = hashlib.sha1(f"{rows.fingerprint}:{self.ident}:{policy}".encode()).hexdigest()
-        return dataclasses.replace(rows, fingerprint=digest, text_tokens=text, visual_tokens=visual), reasons

@@ -183,8 +183,12 @@ class Trainer:
         accum = run.engine.gradient_accumulation_steps()
         val_sets = validation_sets(stage, self.config.shards, loader.image_size, loader.decoder) if stage.val else {}
         for window in _windows(loader.stage_batches(index), accum, run.step):
+            before = len(run.skipped)
             encoded = [self._encode(run, encoder, samples) for samples in window]
-            normalizer = self._normalizer(encoded, accum)
+            normalizer, trains = self._normalizer(encoded, accum, len(run.skipped) - before)
+            if not trains:   # no rank has a label token: every rank skips the optimizer step together
+                self._skip_window(run, len(window), accum)
+                continue
             for micro in encoded:
                 if run.step + 1 == run.total and (run.step + 1) % accum:
                     run.engine.set_gradient_accumulation_boundary(True)  # apply the stage's last partial batch
@@ -274,17 +278,33 @@ class Trainer:
         for sample in samples:
             try:
                 out.append(encoder.encode(sample))
-            except PlaceholderError as exc:
-                run.skipped.append({"key": sample.key, "source": getattr(sample, "source", ""), "reason": str(exc)})
+            except (PlaceholderError, ValueError, OSError) as exc:   # the processor's too: never a dead rank
+                run.skipped.append({"key": sample.key, "source": getattr(sample, "source", ""), "reason": str(exc),
+                                    "rank": self.dist.rank, "step": run.step})
                 log.warning("rank %d skips %s", self.dist.rank, exc)
         return out or [encoder.filler()]
 
-    def _normalizer(self, window: list[list], accum: int) -> float:
+    def _normalizer(self, window: list[list], accum: int, skipped: int = 0) -> tuple[float, bool]:
         """Label tokens of the global batch (all ranks, this accumulation window) x ranks x
-        accumulation steps: see train/step.py."""
+        accumulation steps (see train/step.py), and whether the window trains anything: one
+        all-reduce, so every rank reaches the same answer and none waits on another. The
+        samples skipped on all ranks are logged on rank 0."""
         local = sum(label_tokens(e.labels[None]) for micro in window for e in micro)
-        total = dist.all_reduce(torch.tensor([float(local)], dtype=torch.float64, device=self.dist.device))
-        return max(float(total.item()), 1.0) / (self.dist.world_size * accum)
+        total = dist.all_reduce(torch.tensor([float(local), float(skipped)], dtype=torch.float64,
+                                             device=self.dist.device)).tolist()
+        if total[1] and self.dist.is_main:
+            log.warning("%d samples of this optimizer step skipped on all ranks (keys and reasons in "
+                        "trainer_state.json)", int(total[1]))
+        return max(total[0], 1.0) / (self.dist.world_size * accum), total[0] > 0
+
+    def _skip_window(self, run: StageRun, micro_steps: int, accum: int) -> None:
+        """A window none of whose samples encodes on any rank: no forward, no optimizer step
+        (zero gradients would still move AdamW's weights), the loader moves on."""
+        run.step += micro_steps
+        run.global_step += int(run.step % accum == 0 or run.step == run.total)
+        if self.dist.is_main:
+            log.warning("stage %s: micro-steps up to %d have no trainable sample on any rank; skipped",
+                        run.spec.name, run.step)
 
     def _train_step(self, run: StageRun, encoder, encoded, normalizer: float, loader,
                     reporter: Reporter) -> StepRecord:
@@ -398,6 +418,11 @@ class Trainer:
         """Save the stage's HF model (merged, gathered under ZeRO-3); the state file marks it done."""
         state_dict = run.engine._zero3_consolidated_16bit_state_dict() if zero_stage(self.raw_ds) == 3 else None
         out = self._stage_dir(run.index)
+        skipped = run.skipped
+        if self.dist.world_size > 1:   # every rank's skips, not only rank 0's
+            gathered: list = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(gathered, run.skipped)
+            skipped = [s for part in gathered for s in part]
         if self.dist.is_main:
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)   # a save a kill interrupted
@@ -406,7 +431,7 @@ class Trainer:
             (tmp / "README.md").write_text(run.card)
             ckpt.write_json(tmp / ckpt.STATE, {"stage": run.index, "stage_name": run.spec.name, "step": run.step,
                                                "global_step": run.global_step,
-                                               "skipped": run.skipped})
+                                               "skipped": skipped})
             tmp.rename(out)
         dist.barrier()
         run.engine.destroy()

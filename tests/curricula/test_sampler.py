@@ -230,3 +230,28 @@ def test_samples_made_long_by_visual_tokens_are_dropped():
     assert (a.eligible, a.dropped) == (9, {"max_seq_len": 1, "max_images": 0, "video": 0, "encode": 0})
     assert set(plan.row.tolist()) == set(range(10)) - {2}
     assert a.tokens == sum(100 + int(visual[r]) for r in plan.row)
+
+
+def test_plan_stage_without_a_cache_and_through_a_new_cache_folder_is_build_plan(tmp_path):
+    """Same plan three ways: built directly, through plan_stage without a cache, and read back
+    from a cache folder plan_stage had to create (parents too); reasons and seed pass through."""
+    src = [rows("a/train", 12), rows("b/train", 6)]
+    reasons = [np.array([""] * 12, dtype=object), np.array([""] * 6, dtype=object)]
+    reasons[0][[1, 5]] = "encode"
+    spec = stage([SourceSpec("a/train", 1.0, max_samples=8), SourceSpec("b/train", 1.0, max_samples=2)],
+                 Budget("samples", 30))
+    fp = fingerprint(spec, src, 7)
+    direct = build_plan(spec, src, 7, fp, reasons)
+    cache = tmp_path / "deep" / "cache"
+    built, read = plan_stage(spec, src, 7, cache, reasons), plan_stage(spec, src, 7, cache, reasons)
+    for plan in (plan_stage(spec, src, 7, None, reasons), built, read):
+        assert np.array_equal(plan.source, direct.source) and np.array_equal(plan.row, direct.row)
+        assert (plan.stage, plan.fingerprint, plan.budget, plan.warnings) == ("s", fp, spec.budget, direct.warnings)
+        assert plan.sources == direct.sources
+    assert direct.sources[0].dropped["encode"] == 2 and 1 not in direct.row[direct.source == 0]
+    assert direct.warnings == ["budget not reached: caps allow 10 of 30 samples"]
+    assert (cache / f"{fp}.npz").exists()
+
+
+def test_an_empty_stage_has_no_steps():
+    assert num_steps(0, 4, 2) == 0 and num_steps(1, 4, 2) == 1 and num_steps(8, 4, 2) == 1 and num_steps(9, 4, 2) == 2

@@ -34,12 +34,17 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.distributed.:FutureWarnin
 LOAD = textwrap.dedent("""
     import importlib.util, json, sys
     root = sys.argv[2]
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", root) and not p.startswith(root + "/tests")]
+    # the project is installed editable: drop its path hook and finder as well as its folders
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", root) and not p.startswith(root + "/tests")
+                   and "__editable__" not in p]
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")
+                        and "__editable__" not in repr(f)]
+    sys.path_importer_cache.clear()
     assert importlib.util.find_spec("vlm") is None and importlib.util.find_spec("train") is None, sys.path
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
     model = AutoModelForImageTextToText.from_pretrained(sys.argv[1])
-    AutoProcessor.from_pretrained(sys.argv[1])
+    AutoTokenizer.from_pretrained(sys.argv[1])  # (AutoProcessor needs torchvision for the video processor)
     ids = torch.tensor([[5, 6, 7, 8]])
     print(json.dumps({"class": type(model).__name__,
                       "logits": model(input_ids=ids).logits[0, -1, :5].tolist()}))
