@@ -255,3 +255,34 @@ def test_plan_stage_without_a_cache_and_through_a_new_cache_folder_is_build_plan
 
 def test_an_empty_stage_has_no_steps():
     assert num_steps(0, 4, 2) == 0 and num_steps(1, 4, 2) == 1 and num_steps(8, 4, 2) == 1 and num_steps(9, 4, 2) == 2
+
+
+def test_splitmix64_is_the_reference_mixer():
+    """The first three outputs of the reference splitmix64.c (Vigna, prng.di.unimi.it) seeded
+    with 0: its state before mixing is k x 0x9E3779B97F4A7C15, and `_splitmix64` adds one step."""
+    state = np.array([0, 0x9E3779B97F4A7C15, (2 * 0x9E3779B97F4A7C15) % 2**64], dtype=np.uint64)
+    assert [int(v) for v in sampler._splitmix64(state)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4,
+                                                            0x06C45D188009454F]
+
+
+def test_salt_is_the_little_endian_sha1_prefix_of_the_nul_joined_parts():
+    import hashlib
+
+    digest = hashlib.sha1(b"7\x00s\x00a/train\x000").digest()
+    assert sampler._salt(7, "s", "a/train", 0) == np.uint64(int.from_bytes(digest[:8], "little"))
+
+
+def test_draw_order_of_an_empty_source_and_stable_length_groups():
+    empty = sampler.draw_order(np.zeros(0, dtype=np.uint64), 0, (0, "s", "a"))
+    assert empty.dtype == np.int64 and empty.shape == (0,)
+    assert sampler.group_by_length(np.array([5, 9, 5, 5, 9, 1]), 6).tolist() == [1, 4, 0, 2, 3, 5]
+
+
+def test_exactly_max_images_is_kept_and_temperature_gives_a_one_sample_source_its_share():
+    src = rows("a/train", 4)
+    src = dataclasses.replace(src, n_images=np.array([8, 9, 7, 8]))
+    plan = build_plan(stage([SourceSpec("a/train", 1.0)], Budget("samples", 6), max_images=8), [src], seed=0)
+    assert plan.sources[0].dropped["max_images"] == 1 and set(plan.row.tolist()) == {0, 2, 3}
+    shares = sampler.target_weights(stage([SourceSpec("a/train", 1.0), SourceSpec("b/train", 1.0),
+                                           SourceSpec("c/train", 1.0)], temperature=2.0), np.array([4, 1, 0]))
+    assert shares.tolist() == pytest.approx([2 / 3, 1 / 3, 0.0])
