@@ -415,7 +415,7 @@ def read_drivebench(predictions: Path, references: Path) -> Submission:
     if not isinstance(descriptions, dict):
         raise UsageError(f"{references}: not a visual_description.json (scene token -> key frames)")
     setting = setting_of(predictions)
-    rows = [row("drivebench", f"drivebench-{setting}-{r['frame_token']}-{i}", r["question"], r["pred"], [r["answer"]],
+    rows = [row("drivebench", f"drivebench-{r['frame_token']}-{i}-{setting}", r["question"], r["pred"], [r["answer"]],
                 {"setting": setting, "scene_token": r["scene_token"], "frame_token": r["frame_token"],
                  "question_type": r["question_type"], "tag": r["tag"],
                  "desc": official_desc(descriptions, r["scene_token"], r["frame_token"], r["question"])},

@@ -307,7 +307,7 @@ class DriveBenchConverter(Converter):
                                                 rec["question"]) if self._descriptions else (None, None)
         official = route(rec["question_type"], rec["tag"])
         return {
-            "schema": "sample/1", "id": f"drivebench-{setting}-{rec['frame_token']}-{index}", "dataset": self.name,
+            "schema": "sample/1", "id": f"drivebench-{rec['frame_token']}-{index}-{setting}", "dataset": self.name,
             "split": "test", "task": f"vqa.{rec['question_type']}",
             "scene_id": f"nuscenes:{rec['scene_token']}", "frame_id": f"nuscenes:{rec['frame_token']}",
             "layout": "multi_view", "media": media,

@@ -62,7 +62,8 @@ def _agree(rank: int, port: int, queue) -> None:
 
 
 def test_ranks_agree_on_whether_a_step_trains():
-    ctx = mp.get_context("fork")   # the parent has imported everything: children start at once
+    ctx = mp.get_context("spawn")  # fresh processes: a forked child would inherit a process group
+    # that an earlier test of this session made
     queue = ctx.Queue()
     port = _port()
     procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(2)]

@@ -72,7 +72,9 @@ def test_every_label_token_of_the_global_batch_weighs_the_same():
     engine, *_ = deepspeed.initialize(model=bundle.model, optimizer=optimizer, config=cfg)
     engine.module.eval()
     window = [[e] for e in encoded]
-    normalizer = Trainer._normalizer(SimpleNamespace(dist=SimpleNamespace(world_size=1, device=cpu)), window, 4)
+    normalizer, trains = Trainer._normalizer(SimpleNamespace(dist=SimpleNamespace(world_size=1, device=cpu, is_main=True)),
+                                             window, 4)
+    assert trains
     for micro in window:
         engine.backward(forward_loss(engine, collate(micro, enc), cpu, torch.float32, normalizer).loss)
     got = {n: p.grad for n, p in engine.module.named_parameters() if p.grad is not None}
