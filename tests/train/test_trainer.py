@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -340,6 +341,7 @@ def test_two_processes_through_torchrun_zero3_mixed_modalities(nuscenes_shards, 
     root = tmp_path / "shards"
     root.mkdir()
     (root / "nuscenes").symlink_to(nuscenes_shards / "nuscenes")
+    shutil.copytree(nuscenes_shards / "media", root / "media")  # the store nuscenes references; gamma adds to the copy
     write_source(root, "gamma", 6, layout="video")
     (tmp_path / "mixed.yaml").write_text(MIXED)
     out = tmp_path / "ddp"
