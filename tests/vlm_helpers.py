@@ -39,3 +39,15 @@ def rendered(n_views: int, layout: str = "multi_view", frames: int = 1) -> Sampl
     r = render({"layout": layout, "media": media, "conversations": conv("")})
     return Sample(f"{layout}-{n_views}", r.conversation, r.groups, r.kinds,
                   [color(20 * i) for i in range(len(media))])
+
+
+def runs(ids, token: int) -> list[int]:
+    """Lengths of the runs of `token` in a sequence (a tensor or a list): one per placeholder."""
+    out, n = [], 0
+    for t in (ids.tolist() if hasattr(ids, "tolist") else list(ids)) + [-1]:
+        if t == token:
+            n += 1
+        elif n:
+            out.append(n)
+            n = 0
+    return out

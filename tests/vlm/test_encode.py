@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from vlm_helpers import ANSWER, Sample, color, conv, rendered
+from vlm_helpers import ANSWER, Sample, color, conv, rendered, runs
 
 from vlm.chat import FORMATS, detect
 from vlm.encode import IGNORE, PlaceholderError, TooLong, collate, resample
@@ -20,17 +20,6 @@ def tiny():
 def tiny_next():
     return build_tiny("tiny-next", 0)
 
-
-def runs(ids: torch.Tensor, token: int) -> list[int]:
-    """Lengths of the runs of `token` in a sequence."""
-    out, n = [], 0
-    for t in ids.tolist() + [-1]:
-        if t == token:
-            n += 1
-        elif n:
-            out.append(n)
-            n = 0
-    return out
 
 
 def test_labels_are_the_assistant_text_and_never_visual_tokens(tiny):

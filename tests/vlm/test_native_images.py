@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from vlm_helpers import Sample, conv, rendered
+from vlm_helpers import Sample, conv, rendered, runs
 
 from vlm.encode import collate
 from vlm.model import build_tiny
@@ -58,16 +58,6 @@ def hf_image_tokens(model, inputs: dict) -> list[int]:
                                            **kwargs).pooler_output
     return [len(f) for f in feats] if isinstance(feats, (list, tuple)) else [len(feats)]
 
-
-def runs(ids: torch.Tensor, token: int) -> list[int]:
-    out, n = [], 0
-    for t in ids.tolist() + [-1]:
-        if t == token:
-            n += 1
-        elif n:
-            out.append(n)
-            n = 0
-    return out
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny-next"])
