@@ -22,12 +22,14 @@ from `--base` (default: the corpus file's folder).
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from dataengine.converter import get, parse_options
 from dataengine.errors import UsageError
+from dataengine.jsonfile import write_json
 
 FIRST = ("nuscenes",)  # converted before every other source: the others reference its images
 STATE = "build.json"
@@ -113,8 +115,6 @@ def _split_row(dataset: str, split: str, card: dict, converted: bool) -> dict:
 
 def convert_sources(out: Path, sources: list[Source], workers: int, progress: bool) -> list[dict]:
     """Every source's jobs in order; one row per dataset/split, converted now or skipped."""
-    import json
-
     import ray
 
     from dataengine.job import run_job
@@ -165,8 +165,6 @@ def build(cfg: BuildConfig) -> dict:
     """Convert every source; then, unless the root is exactly as the last finished build left
     it (the state file lists every split's job id), validate, write the cards and audit.
     Returns {"rows", "checked", "leak", "up_to_date"}."""
-    import json
-
     out, sources = read_corpus(cfg)
     rows = convert_sources(out, sources, cfg.workers, cfg.progress)
     state = {"splits": sorted([r["dataset"], r["split"], r["job_id"]] for r in rows)}
@@ -189,8 +187,6 @@ def build(cfg: BuildConfig) -> dict:
             audit(AuditConfig(root=out))
         except LeakageError as exc:
             leak = str(exc)
-    from dataengine.jsonfile import write_json
-
     write_json(state_path, state)
     return {"rows": rows, "checked": checked, "leak": leak, "up_to_date": False}
 
