@@ -109,7 +109,8 @@ def _jobs(source: Source, out: Path, workers: int, progress: bool) -> list:
 def _split_row(dataset: str, split: str, card: dict, converted: bool) -> dict:
     c = card["counts"]
     return {"dataset": dataset, "split": split, "samples": c["samples"], "quarantined": c["quarantined"],
-            "shard_bytes": c["bytes"], "media_bytes_added": c.get("media_bytes_added", 0),
+            "shard_bytes": c["bytes"],  # and what it added to the store: images, sample contexts
+            "media_bytes_added": c.get("media_bytes_added", 0) + c.get("context_bytes_added", 0),
             "converted": converted, "job_id": card["job_id"]}
 
 
@@ -143,8 +144,8 @@ def convert_sources(out: Path, sources: list[Source], workers: int, progress: bo
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Per dataset: samples, quarantined records, bytes written (its shards and the media it
-    added to the store), and whether anything was converted in this run."""
+    """Per dataset: samples, quarantined records, bytes written (its shards and the media and
+    sample contexts it added to the store), and whether anything was converted in this run."""
     by: dict[str, dict] = {}
     for r in rows:
         d = by.setdefault(r["dataset"], {"samples": 0, "quarantined": 0, "bytes": 0, "converted": False})

@@ -35,11 +35,14 @@ class Unit:
 
 @dataclass
 class Record:
-    """A converted sample plus its media bytes, in the order of `sample["media"]`.
-    The writer fills each media item's `sha1` from the bytes."""
+    """A converted sample plus its media bytes, in the order of its `media`. The writer fills
+    each media item's `sha1` from the bytes. `context` holds the fields the samples of one key
+    frame share (cameras, objects, frame ids, frame-level meta): stored once, not per sample,
+    and merged back by the reader (`dataengine/context.py`); `sample` then holds the rest."""
 
     sample: dict
     media: list[bytes] = field(default_factory=list)
+    context: dict | None = None
 
 
 @dataclass(frozen=True)

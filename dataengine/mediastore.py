@@ -5,9 +5,11 @@ each camera frame in every dataset and every question. Here the bytes live once 
 root, under `<root>/media/`:
 
     packs/pack-<40 hex>.tar    GNU tar files of members `<sha1>.<ext>` (the source bytes, as
-                               they came); the name is the sha1 of the members' sha1 list,
+                               they came; `<sha1>.json`: a sample context, `dataengine/
+                               context.py`); the name is the sha1 of the members' sha1 list,
                                so equal packs have equal names and a pack is never rewritten
-    index.parquet              sha1 -> pack, offset, size, width, height; sorted by sha1
+    index.parquet              sha1 -> pack, offset, size, width, height (0 for a context);
+                               sorted by sha1
     .lock                      held (fcntl) while a job merges its packs into the index
 
 A worker stages the new media of its unit (those not in the index, each once) in a pack of
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataengine.context import EXT as CONTEXT_EXT
 from dataengine.errors import ValidationError
 
 MEDIA = "media"
@@ -52,11 +55,6 @@ def media_dir(root: Path) -> Path:
 def pack_name(sha1s: list[str]) -> str:
     """A pack's name from its members: equal member lists give equal bytes and equal names."""
     return f"pack-{hashlib.sha1(chr(10).join(sha1s).encode()).hexdigest()}.tar"
-
-
-def member_name(sha1: str, member: str) -> str:
-    """`<sha1>.<ext>`, the extension of the sample's media member (`img0.jpg` -> jpg)."""
-    return f"{sha1}.{member.rpartition('.')[2]}"
 
 
 class MediaIndex:
@@ -174,14 +172,16 @@ class StagedMedia:
 
     def add(self, sample: dict, blobs: list[bytes]) -> None:
         for item, blob in zip(sample["media"], blobs):
-            sha1 = item["sha1"]
-            if sha1 in self._staged or sha1 in self.index:
-                continue
-            self._staged.add(sha1)
-            where = self.writer.write_members([(member_name(sha1, item["member"]), blob)])
-            self.entries.append({"sha1": sha1, "ext": item["member"].rpartition(".")[2], "part": where.part,
-                                 "offset": where.offset + HEADER, "size": len(blob), "width": item["width"],
-                                 "height": item["height"]})
+            self.add_blob(item["sha1"], item["member"].rpartition(".")[2], blob, item["width"], item["height"])
+
+    def add_blob(self, sha1: str, ext: str, blob: bytes, width: int = 0, height: int = 0) -> None:
+        """One entry by its sha1: an image, or a sample context (`json`, width and height 0)."""
+        if sha1 in self._staged or sha1 in self.index:
+            return
+        self._staged.add(sha1)
+        where = self.writer.write_members([(f"{sha1}.{ext}", blob)])
+        self.entries.append({"sha1": sha1, "ext": ext, "part": where.part, "offset": where.offset + HEADER,
+                             "size": len(blob), "width": width, "height": height})
 
     def close(self) -> None:
         self.writer.close()
@@ -241,7 +241,7 @@ def commit(root: Path, staged_dir: Path, units: list[dict]) -> dict:
     member and `media_parts` the staged pack files. A pack whose members are all new is
     renamed into place; one holding members already indexed (by an earlier unit or another
     job) is rewritten without them. Safe to re-run after an interruption at any point.
-    Returns the entries and bytes this commit added."""
+    Returns the images and the sample contexts this commit added, and their bytes."""
     added_rows: list[dict] = []
     with locked(root):
         index = read_index(root)
@@ -263,10 +263,13 @@ def commit(root: Path, staged_dir: Path, units: list[dict]) -> dict:
                 for e, offset in zip(keep, offsets):
                     added.add(e["sha1"])
                     added_rows.append({"sha1": e["sha1"], "pack": name, "offset": offset, "size": e["size"],
-                                       "width": e["width"], "height": e["height"]})
+                                       "width": e["width"], "height": e["height"], "ext": e["ext"]})
         if added_rows:
             _write_index(root, index.rows() + added_rows)
-    return {"media_added": len(added_rows), "media_bytes_added": sum(r["size"] for r in added_rows)}
+    images = [r["size"] for r in added_rows if r["ext"] != CONTEXT_EXT]
+    contexts = [r["size"] for r in added_rows if r["ext"] == CONTEXT_EXT]
+    return {"media_added": len(images), "media_bytes_added": sum(images),
+            "contexts_added": len(contexts), "context_bytes_added": sum(contexts)}
 
 
 def _check_pack(path: Path, wanted: dict[str, tuple[int, int]]) -> None:

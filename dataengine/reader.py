@@ -1,8 +1,10 @@
 """Reading shards: iterate a dataset/split in order, or fetch one sample by key.
 
-Random access uses the manifest's byte ranges: one seek and one read per sample, no scan.
-A sample's images come from the root's media store (`dataengine/mediastore.py`), one
-`pread` each, only when asked for; a sample/1 shard (images as tar members) still reads.
+Random access uses the manifest's byte ranges: one seek and one read per sample, no scan,
+plus one `pread` in the root's store for the context its key frame's samples share, when it
+has one (`dataengine/context.py`; merged back, so callers see the whole sample). A sample's
+images come from the store (`dataengine/mediastore.py`), one `pread` each, only when asked
+for. sample/2 shards (no contexts) and sample/1 shards (images as tar members) still read.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from dataengine.context import FIELD as CONTEXT
+from dataengine.context import resolve
 from dataengine.manifest import MANIFEST, read_manifest
 from dataengine.mediastore import MediaStore
 
@@ -67,6 +71,17 @@ def parse_members(blob: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+def resolve_stored(sample: dict, store: MediaStore | None) -> dict:
+    """A sample as its shard holds it, with its context (if any) read from the store and
+    merged back: the whole sample, as the converter made it."""
+    sha1 = sample.get(CONTEXT)
+    if sha1 is None:
+        return sample
+    if store is None:
+        raise ValueError(f"sample {sample.get('id')!r} references context {sha1}: read it with its root's store")
+    return resolve(sample, json.loads(store.read(sha1)))
+
+
 def _to_sample(key: str, members: list[tuple[str, bytes]], store: MediaStore | None = None) -> StoredSample:
     stored = StoredSample(key, {})
     inline = {}
@@ -75,7 +90,7 @@ def _to_sample(key: str, members: list[tuple[str, bytes]], store: MediaStore | N
         if member_key != key:
             raise ValueError(f"member {name!r} does not belong to sample {key!r}")
         if suffix == "json":
-            stored.sample = json.loads(data)
+            stored.sample = resolve_stored(json.loads(data), store)
         else:
             inline[suffix] = data
     # sample/1 carried its images as members; sample/2 names them by sha1 in the store

@@ -1,8 +1,10 @@
-"""Sample schema v2: the contract between converters, shards, the loader and evaluation.
+"""Sample schema v3: the contract between converters, shards, the loader and evaluation.
 
-sample/2 has the fields of sample/1; what changed is storage: a media item's bytes are in the
-shard root's media store under its `sha1`, no longer a tar member beside the JSON
-(docs/format.md, "Migration from sample/1"). A converter may still label its records sample/1.
+sample/3 has the fields of sample/1 and sample/2; what changed is storage: a media item's
+bytes are in the shard root's media store under its `sha1` (sample/2), and the fields the
+samples of one key frame share may be stored once there as a context (sample/3,
+`dataengine/context.py`), which readers merge back. This module checks the whole sample
+(docs/format.md, "Migration"). A converter may still label its records sample/1.
 
 `validate_sample` collects every problem of a sample and raises one `SchemaError` that
 names the sample and each bad field, so a converter bug is fixed in one pass.
@@ -26,7 +28,7 @@ COMMANDS = ("turn_left", "turn_right", "go_straight")
 TRAJECTORY_FRAMES = ("ego_xfwd_yleft", "lidar_xright_yfwd")
 SHA1_RE = re.compile(r"[0-9a-f]{40}")
 NAMESPACE_RE = re.compile(r"^[a-z0-9_]+:.+$")
-READABLE = ("sample/1", SCHEMA_VERSION)  # record fields identical; the writer stamps SCHEMA_VERSION
+READABLE = ("sample/1", "sample/2", SCHEMA_VERSION)  # same fields; the writer stamps SCHEMA_VERSION
 REQUIRED = ("schema", "id", "dataset", "split", "task", "scene_id", "frame_id", "layout",
             "media", "conversations", "meta")
 OPTIONAL = ("ego", "trajectory", "command", "objects")

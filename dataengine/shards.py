@@ -1,10 +1,11 @@
 """Deterministic WebDataset tar writing: sample shards and the media store's packs.
 
 Same samples in, same bytes out: members in a fixed order, mtime/uid/gid zeroed, no user or
-group names, fixed modes. A sample shard holds each sample's `.json` (schema sample/2: the
-images are in the shard root's media store, `dataengine/mediastore.py`); a media pack holds
-image bytes copied as they are. Each write reports its byte range, which the manifest (or
-the media index) keeps so one sample can be read by key without scanning.
+group names, fixed modes. A sample shard holds each sample's `.json` (schema sample/3: the
+images, and the context its key frame's samples share, are in the shard root's media store,
+`dataengine/mediastore.py`); a media pack holds image bytes copied as they are. Each write
+reports its byte range, which the manifest (or the media index) keeps so one sample can be
+read by key without scanning.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from dataengine import SCHEMA_VERSION
+from dataengine.context import resolve
 from dataengine.converter import Record
 from dataengine.schema import READABLE, validate_sample
 
@@ -58,11 +60,12 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 def seal(record: Record) -> dict:
     """Fill media sha1s from the bytes, stamp the stored schema version, then validate;
-    returns the sample to write. A converter's record is the same under sample/1 and
-    sample/2 (only where the bytes are stored differs), so either is accepted here."""
-    sample = record.sample
-    if sample.get("schema") in READABLE:
-        sample["schema"] = SCHEMA_VERSION
+    returns the whole sample (its context merged in, `dataengine/context.py`). A converter's
+    record reads the same under every schema version (only where bytes are stored differs),
+    so any is accepted here. The sha1s land in the record's own media items (the context's)."""
+    if record.sample.get("schema") in READABLE:
+        record.sample["schema"] = SCHEMA_VERSION
+    sample = resolve(record.sample, record.context)
     media = sample.get("media", [])
     if len(media) != len(record.media):
         sample_id = sample.get("id", "<no id>")
@@ -166,7 +169,7 @@ class TarShardWriter:
         self._pos = self._flushed = 0
 
     def write(self, key: str, sample: dict) -> Written:
-        """A sample's `.json` member; its media go to the media store (schema sample/2)."""
+        """A sample's `.json` member; its media go to the media store (schema sample/3)."""
         return self.write_members([(f"{key}.json", sample_json(sample))])
 
     def write_members(self, members: list[tuple[str, bytes]]) -> Written:

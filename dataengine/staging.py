@@ -1,13 +1,13 @@
 """One unit's output on disk, the ledger of finished units, and the final commit.
 
-A worker writes a unit's samples into `_work/staged/<unit>-<part>.tar`, its new images into
-`_work/media/<unit>-<part>.tar` (media packs, `dataengine/mediastore.py`) and then, last,
-its ledger entry `_work/done/<unit>.json` (atomically), so a unit is either finished or
-redone. When every unit of a split is finished, `finalize` merges the staged media into the
-root's store, then renames the staged parts to `shard-000000.tar ...` in unit order (a
-rename, no copy) and writes the manifest, the quarantine and the card. The shard numbering
-depends only on the units, never on which worker finished first, so the output is the same
-whatever the worker count.
+A worker writes a unit's samples into `_work/staged/<unit>-<part>.tar`, its new images and
+sample contexts (`dataengine/context.py`) into `_work/media/<unit>-<part>.tar` (media packs,
+`dataengine/mediastore.py`) and then, last, its ledger entry `_work/done/<unit>.json`
+(atomically), so a unit is either finished or redone. When every unit of a split is
+finished, `finalize` merges the staged media into the root's store, then renames the staged
+parts to `shard-000000.tar ...` in unit order (a rename, no copy) and writes the manifest,
+the quarantine and the card. The shard numbering depends only on the units, never on which
+worker finished first, so the output is the same whatever the worker count.
 """
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from pathlib import Path
 
 import orjson
 
+from dataengine.context import EXT as CONTEXT_EXT
+from dataengine.context import FIELD as CONTEXT
+from dataengine.context import reference
 from dataengine.converter import Converter, Quarantined, Record, Unit
 from dataengine.jsonfile import write_json
 from dataengine.manifest import (
@@ -31,7 +34,7 @@ from dataengine.manifest import (
     write_quarantine,
 )
 from dataengine.mediastore import StagedMedia, commit
-from dataengine.shards import TarShardWriter, seal
+from dataengine.shards import TarShardWriter, sample_json, seal
 
 WORK = "_work"
 MEDIA_STAGED = "media"  # a unit's new media packs, under WORK until the split commits
@@ -63,7 +66,12 @@ def convert_unit(converter: Converter, unit: Unit, split_dir: Path, shard_bytes:
                 raise ValueError(f"sample key {sample['id']!r} repeated in unit {unit.id}")
             keys.add(sample["id"])
             media.add(sample, item.media)
-            where = writer.write(sample["id"], sample)
+            stored = sample
+            if item.context is not None:  # the shared fields once in the store, a sha1 in the sample
+                context = sample_json(item.context)
+                stored = reference(item.sample, context)
+                media.add_blob(stored[CONTEXT], CONTEXT_EXT, context)
+            where = writer.write(sample["id"], stored)
             row = manifest_row(sample, unit.id, where.offset, where.size)
             row["part"] = where.part
             rows.append(row)

@@ -2,7 +2,8 @@
 
 Per dataset and for the whole root: distinct media bytes (each image it references, once),
 referenced media bytes (what sample/1, one copy per sample, would have stored) and their
-ratio, the sharing factor. Read from the manifests' `media_sha1` and the media index only.
+ratio, the sharing factor; and the sample contexts the store holds beside the images. Read
+from the manifests' `media_sha1` and the media index only.
 """
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def storage_figures(root: Path) -> dict[str, dict]:
         everything.update(refs)
     out = {name: _figures(d["refs"], d["distinct"], sizes) for name, d in per.items()}
     out[ROOT] = _figures([h for d in per.values() for h in d["refs"]], everything, sizes)
-    out[ROOT]["store_bytes"] = int(np.sum(index.size)) if len(index) else 0
+    images = index.width > 0  # the store's other entries are sample contexts (dataengine/context.py)
+    out[ROOT]["store_bytes"] = int(np.sum(index.size[images]))
+    out[ROOT]["contexts"] = int(np.sum(~images))
+    out[ROOT]["context_bytes"] = int(np.sum(index.size[~images]))
     return out
 
 
@@ -52,4 +56,8 @@ def storage_markdown(figures: dict[str, dict]) -> str:
     for name, f in figures.items():
         lines.append(f"| {name} | {f['images']} | {f['distinct_bytes'] / 2**20:.2f} | "
                      f"{f['referenced_bytes'] / 2**20:.2f} | {f['sharing']:.2f} |")
+    root = figures.get(ROOT, {})
+    if root.get("contexts"):
+        lines += ["", f"The store also holds {root['contexts']} sample contexts (the fields a key frame's samples "
+                      f"share, stored once): {root['context_bytes'] / 2**20:.2f} MB."]
     return "\n".join(lines) + "\n"

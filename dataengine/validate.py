@@ -2,10 +2,11 @@
 
 Checks the root's media store first (every pack's members at their indexed offsets, hashing
 to their sha1s; no pack outside the index). Then, per dataset/split: every shard the
-manifest names exists and no other shard is there; each sample's JSON passes the schema
-(sample/2); byte ranges and media sha1s agree with the manifest, and every sha1 resolves in
-the store; counts agree with the card and the quarantine; keys are
-unique across the whole root. The first problem raises ValidationError naming the file.
+manifest names exists and no other shard is there; each sample's context (if it has one)
+resolves in the store and the merged sample passes the schema (sample/3); byte ranges and
+media sha1s agree with the manifest, and every sha1 resolves in the store; counts agree with
+the card and the quarantine; keys are unique across the whole root. The first problem raises
+ValidationError naming the file.
 """
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import tarfile
 from pathlib import Path
 
 from dataengine import SCHEMA_VERSION
+from dataengine.context import FIELD as CONTEXT
 from dataengine.errors import SchemaError, ValidationError
 from dataengine.manifest import CARD, MANIFEST, QUARANTINE, dataset_splits, read_manifest, read_quarantine
-from dataengine.mediastore import MediaIndex, read_index, validate_store
-from dataengine.schema import validate_sample
+from dataengine.mediastore import MediaStore, validate_store
+from dataengine.reader import resolve_stored
+from dataengine.schema import SHA1_RE, validate_sample
 
 
 def _fail(path: Path, message: str) -> None:
@@ -41,18 +44,24 @@ def _scan_shard(path: Path) -> dict[str, dict]:
     return found
 
 
-def _check_sample(path: Path, key: str, entry: dict, row: dict, index: MediaIndex) -> None:
+def _check_sample(path: Path, key: str, entry: dict, row: dict, store: MediaStore) -> None:  # noqa: C901 (one branch per check)
     members = entry["members"]
+    index = store.index
     if "json" not in members:
         _fail(path, f"sample {key} has no .json member")
     try:
         sample = json.loads(members["json"])
+        context = sample.get(CONTEXT) if isinstance(sample, dict) else None
+        if context is not None and (not isinstance(context, str) or not SHA1_RE.fullmatch(context)
+                                    or context not in index):
+            _fail(path, f"sample {key}: context {context!r} is not in the media store")
+        sample = resolve_stored(sample, store)
         validate_sample(sample)
     except (ValueError, SchemaError) as exc:
         _fail(path, f"sample {key}: {exc}")
     if sample["schema"] != SCHEMA_VERSION:
         _fail(path, f"sample {key} is {sample['schema']}, this engine writes {SCHEMA_VERSION}: rerun its "
-                    "`dataengine convert` (docs/format.md, Migration from sample/1)")
+                    "`dataengine convert` (docs/format.md, Migration)")
     if sample["id"] != key:
         _fail(path, f"sample {key}: JSON id is {sample['id']!r}")
     if (entry["offset"], entry["end"] - entry["offset"]) != (row["offset"], row["size"]):
@@ -68,7 +77,7 @@ def _check_sample(path: Path, key: str, entry: dict, row: dict, index: MediaInde
             _fail(path, f"sample {key}: {item['member']} (sha1 {item['sha1']}) is not in the media store")
 
 
-def validate_split(split_dir: Path, seen_keys: dict[str, Path], index: MediaIndex) -> int:  # noqa: C901 (one branch per check, each naming the bad file)
+def validate_split(split_dir: Path, seen_keys: dict[str, Path], store: MediaStore) -> int:  # noqa: C901 (one branch per check, each naming the bad file)
     manifest_path = split_dir / MANIFEST
     rows = read_manifest(manifest_path).to_pylist()
     card_path = split_dir / CARD
@@ -99,7 +108,7 @@ def validate_split(split_dir: Path, seen_keys: dict[str, Path], index: MediaInde
         for row in shard_rows:
             if row["key"] not in found:
                 _fail(path, f"sample {row['key']} missing")
-            _check_sample(path, row["key"], found.pop(row["key"]), row, index)
+            _check_sample(path, row["key"], found.pop(row["key"]), row, store)
         if found:
             _fail(path, f"samples not in the manifest: {sorted(found)[:3]}")
     return len(rows)
@@ -112,6 +121,9 @@ def validate_root(root: Path) -> dict[str, int]:
     if not splits:
         raise ValidationError(f"{root}: no <dataset>/<split>/{MANIFEST} found")
     validate_store(root)  # every stored sha1 against its bytes, before any reference to it
-    index = read_index(root)
+    store = MediaStore(root)
     seen: dict[str, Path] = {}
-    return {f"{d}/{s}": validate_split(root / d / s, seen, index) for d, s in splits}
+    try:
+        return {f"{d}/{s}": validate_split(root / d / s, seen, store) for d, s in splits}
+    finally:
+        store.close()

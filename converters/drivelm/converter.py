@@ -18,7 +18,9 @@ key `drivelm-<sample token>-<group>-<index>`); `per_frame` writes one multi-turn
 key frame (task `vqa.graph`, key `drivelm-<sample token>`) holding its good QA group by
 group (perception, prediction, planning, behavior), each group in file order. A bad QA is
 quarantined on its own; a key frame whose images or object table are bad quarantines all
-its QA; a broken key frame or scene is one record. Work unit: one scene.
+its QA; a broken key frame or scene is one record. Work unit: one scene. What a key frame's
+samples share (cameras, objects, ids, frame-level meta) is each record's `context`, stored
+once per frame (`dataengine/context.py`).
 """
 from __future__ import annotations
 
@@ -105,7 +107,7 @@ class DriveLMConverter(Converter):
     """DriveLM-nuScenes graph VQA on 6-camera key frames (per QA or per key frame)."""
 
     name = "drivelm"
-    version = "1.0"
+    version = "1.1"  # 1.1: a key frame's shared fields as the records' context
     options_type = DriveLMOptions
     cameras = CAMERAS
 
@@ -168,11 +170,11 @@ class DriveLMConverter(Converter):
         if reason:
             yield from (Quarantined(qa["record_id"], reason) for qa in qas)
             return
-        base = self._base(scene_token, sample_token, description, frame, media, objects)
+        context = self._context(scene_token, sample_token, description, frame, media, objects)
         if self.options.drivelm_mode == "per_frame":
-            yield Record(self._frame_sample(base, sample_token, qas), blobs)
+            yield Record(self._frame_sample(self._own(), sample_token, qas), blobs, context)
         else:
-            yield from (Record(self._qa_sample(base, sample_token, qa), blobs) for qa in qas)
+            yield from (Record(self._qa_sample(self._own(), sample_token, qa), blobs, context) for qa in qas)
 
     def _qa_items(self, sample_token: str, groups: dict) -> tuple[list[dict], list[Quarantined]]:
         """The good QA of a key frame (groups in GROUPS order, each in file order) and a
@@ -233,9 +235,11 @@ class DriveLMConverter(Converter):
             blobs.append(blob.data)
         return media, blobs, None
 
-    def _base(self, scene_token, sample_token, description, frame, media, objects) -> dict:
+    @staticmethod
+    def _context(scene_token, sample_token, description, frame, media, objects) -> dict:
+        """What every QA of the key frame shares: stored once per frame, not per question
+        (`dataengine/context.py`); 80% of a per-QA sample's JSON."""
         return {
-            "schema": "sample/1", "dataset": self.name, "split": self.options.drivelm_split,
             "scene_id": f"nuscenes:{scene_token}", "frame_id": f"nuscenes:{sample_token}",
             "layout": "multi_view", "media": media, "objects": objects,
             "meta": {"scene_token": scene_token, "sample_token": sample_token,
@@ -243,18 +247,21 @@ class DriveLMConverter(Converter):
                      "time_reference": "CAM_FRONT"},
         }
 
-    @staticmethod
-    def _qa_sample(base: dict, sample_token: str, qa: dict) -> dict:
-        return {**base, "id": f"drivelm-{sample_token}-{qa['group']}-{qa['index']}", "task": f"vqa.{qa['group']}",
-                "conversations": [{"role": "user", "content": qa["q"]}, {"role": "assistant", "content": qa["a"]}],
-                "meta": {**base["meta"], "qa_group": qa["group"], "qa_index": qa["index"],
-                         "object_tags": qa["object_tags"], "qa_fields": qa["extra"]}}
+    def _own(self) -> dict:
+        return {"schema": "sample/1", "dataset": self.name, "split": self.options.drivelm_split}
 
     @staticmethod
-    def _frame_sample(base: dict, sample_token: str, qas: list[dict]) -> dict:
+    def _qa_sample(own: dict, sample_token: str, qa: dict) -> dict:
+        return {**own, "id": f"drivelm-{sample_token}-{qa['group']}-{qa['index']}", "task": f"vqa.{qa['group']}",
+                "conversations": [{"role": "user", "content": qa["q"]}, {"role": "assistant", "content": qa["a"]}],
+                "meta": {"qa_group": qa["group"], "qa_index": qa["index"], "object_tags": qa["object_tags"],
+                         "qa_fields": qa["extra"]}}
+
+    @staticmethod
+    def _frame_sample(own: dict, sample_token: str, qas: list[dict]) -> dict:
         turns = [t for qa in qas for t in ({"role": "user", "content": qa["q"]},
                                            {"role": "assistant", "content": qa["a"]})]
-        return {**base, "id": f"drivelm-{sample_token}", "task": "vqa.graph", "conversations": turns,
-                "meta": {**base["meta"], "turns": [{"qa_group": qa["group"], "qa_index": qa["index"],
-                                                    "object_tags": qa["object_tags"], "qa_fields": qa["extra"]}
-                                                   for qa in qas]}}
+        return {**own, "id": f"drivelm-{sample_token}", "task": "vqa.graph", "conversations": turns,
+                "meta": {"turns": [{"qa_group": qa["group"], "qa_index": qa["index"],
+                                    "object_tags": qa["object_tags"], "qa_fields": qa["extra"]}
+                                   for qa in qas]}}

@@ -15,6 +15,7 @@ from converters.drivelm.fixture import make_drivelm_fixture
 from converters.nuscenes.media import nuscenes_relative
 from converters.nuscenes.tables import NUSCENES_ORDER, NuScenesTables
 from dataengine.cli import main as cli
+from dataengine.context import resolve
 from dataengine.converter import Quarantined, Record, Unit
 from dataengine.errors import UsageError
 from dataengine.fixtures import fixture_jobs
@@ -265,11 +266,15 @@ def test_real_train_sample_per_qa_records(real_samples):
     records = [r for unit in converter.units() for r in converter.convert_unit(unit)]
     assert len(records) == 790 and all(isinstance(r, Record) for r in records)
     assert len({r.sample["id"] for r in records}) == 790
+    # the key frame's fields are each record's context, one object per frame, not per question
+    assert len({id(r.context) for r in records}) == 9
+    assert not any(set(r.sample) & {"media", "objects", "frame_id"} for r in records)
     tags = [t for r in records for t in r.sample["meta"]["object_tags"]]
     assert {t["camera"] for t in tags} == {"front", "back", "front_right", "front_left"}
     for r in records[:: 50]:
-        r.sample["media"] = [{**m, "sha1": hashlib.sha1(b).hexdigest()} for m, b in zip(r.sample["media"], r.media)]
-        validate_sample(r.sample)
+        whole = resolve(r.sample, r.context)
+        whole["media"] = [{**m, "sha1": hashlib.sha1(b).hexdigest()} for m, b in zip(whole["media"], r.media)]
+        validate_sample(whole)
     first = records[0].sample
     assert first["id"] == "drivelm-4a0798f849ca477ab18009c3a20b7df2-perception-0"
     assert first["conversations"][0]["content"] == "What are objects to the front right of the ego car?"

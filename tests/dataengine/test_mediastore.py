@@ -19,7 +19,7 @@ from dataengine.errors import ValidationError
 from dataengine.manifest import dataset_splits, read_manifest
 from dataengine.mediastore import INDEX, PACKS, MediaStore, StagedMedia, commit, media_dir, read_index
 from dataengine.reader import DatasetReader, iter_shard
-from dataengine.shards import TarShardWriter, sample_json
+from dataengine.shards import TarShardWriter
 from dataengine.validate import validate_root
 
 
@@ -32,11 +32,12 @@ def referenced(root: Path) -> dict[str, set[str]]:
     return out
 
 
-def pack_members(root: Path) -> list[str]:
+def pack_members(root: Path, images: bool = True) -> list[str]:
+    """sha1s of the packs' images (or, `images=False`, of their sample contexts, `<sha1>.json`)."""
     names = []
     for pack in sorted((media_dir(root) / PACKS).glob("*.tar")):
         with tarfile.open(pack) as tar:
-            names += [m.name.partition(".")[0] for m in tar]
+            names += [m.name.partition(".")[0] for m in tar if m.name.endswith(".json") != images]
     return names
 
 
@@ -77,7 +78,11 @@ def test_one_nuscenes_root_stores_each_image_once(shared_root):
     members = pack_members(shared_root)
     assert len(members) == len(set(members)) == len(everything)  # each image once, every one there
     index = read_index(shared_root)
-    assert sorted(r["sha1"] for r in index.rows()) == sorted(everything)
+    assert sorted(r["sha1"] for r in index.rows() if r["width"]) == sorted(everything)
+    # beside them, DriveLM's per-QA samples share one context per key frame
+    frames = {r["frame_id"] for r in read_manifest(shared_root / "drivelm" / "train" / "manifest.parquet").to_pylist()}
+    contexts = pack_members(shared_root, images=False)
+    assert len(contexts) == len(set(contexts)) == len(frames) == sum(not r["width"] for r in index.rows())
     # the derived datasets only reference nuScenes' camera frames: they add nothing
     assert json.loads((shared_root / "added.json").read_text()) == {
         "nuscenes": len(everything), "drivelm": 0, "nuscenes_qa": 0, "talk2car": 0}
@@ -91,12 +96,12 @@ def test_one_nuscenes_root_stores_each_image_once(shared_root):
 
 def test_shared_root_validates_and_reads_through_the_index(shared_root):
     checked = validate_root(shared_root)
-    assert checked["drivelm/train"] > 0 and checked["nuscenes/train"] == 30
+    assert checked["drivelm/train"] > 0 and checked["nuscenes/train"] == 60  # planning + agent-motion samples
     reader = DatasetReader(shared_root, "drivelm", "train")
     stored = reader.get(reader.keys()[3])
     assert [hashlib.sha1(stored.media_bytes(i)).hexdigest() for i in range(len(stored.sample["media"]))] == [
         m["sha1"] for m in stored.sample["media"]]
-    assert stored.sample["schema"] == "sample/2"
+    assert stored.sample["schema"] == "sample/3"
 
 
 def test_validate_names_a_corrupt_pack(shared_root, tmp_path):
@@ -104,7 +109,7 @@ def test_validate_names_a_corrupt_pack(shared_root, tmp_path):
 
     root = tmp_path / "copy"
     shutil.copytree(shared_root, root)
-    row = read_index(root).rows()[5]
+    row = [r for r in read_index(root).rows() if r["width"]][5]  # an image (contexts are .json)
     pack = media_dir(root) / PACKS / row["pack"]
     data = bytearray(pack.read_bytes())
     data[row["offset"] + row["size"] // 2] ^= 0xFF
@@ -119,7 +124,7 @@ def test_validate_reports_an_unresolved_reference(shared_root, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(shared_root, root)
     table = pq.read_table(media_dir(root) / INDEX)
-    pack = table.column("pack")[0].as_py()
+    pack = next(p for p, w in zip(table.column("pack").to_pylist(), table.column("width").to_pylist()) if w)
     gone = {h for h, p in zip(table.column("sha1").to_pylist(), table.column("pack").to_pylist()) if p == pack}
     keep = [i for i, p in enumerate(table.column("pack").to_pylist()) if p != pack]
     pq.write_table(table.take(keep), media_dir(root) / INDEX)
@@ -141,13 +146,15 @@ def test_v1_shard_with_inline_members_still_reads(tmp_path):
     assert stored.media_bytes(0) == blob
 
 
-def stage(tmp: Path, root: Path, name: str, blobs: list[bytes]) -> dict:
-    """A unit's ledger summary with its media staged against `root`'s index."""
+def stage(tmp: Path, root: Path, name: str, blobs: list[bytes], context: bytes | None = None) -> dict:
+    """A unit's ledger summary with its media (and a sample context) staged against `root`'s index."""
     staged = StagedMedia(root, tmp, name, 1 << 30)
     for i, blob in enumerate(blobs):
         rec = record("c", "train", f"{name}{i}", "x:s", "x:f", [blob])
         rec.sample["media"][0]["sha1"] = hashlib.sha1(blob).hexdigest()
         staged.add(rec.sample, rec.media)
+    if context is not None:
+        staged.add_blob(hashlib.sha1(context).hexdigest(), "json", context)
     staged.close()
     return {"media": staged.entries, "media_parts": [p.name for p in staged.parts]}
 
@@ -181,13 +188,14 @@ def test_concurrent_commits_neither_lose_nor_double(tmp_path):
 
 def test_commit_within_one_job_keeps_the_first_unit_and_is_rerunnable(tmp_path):
     root = tmp_path / "root"
-    a = stage(tmp_path / "s", root, "a", [jpeg(1), jpeg(2)])
-    b = stage(tmp_path / "s", root, "b", [jpeg(2), jpeg(3)])  # jpeg(2) staged by both units
-    assert commit(root, tmp_path / "s", [a, b]) == {"media_added": 3, "media_bytes_added": sum(
-        len(jpeg(i)) for i in (1, 2, 3))}
+    a = stage(tmp_path / "s", root, "a", [jpeg(1), jpeg(2)], context=b'{"frame_id":"x:f"}')
+    b = stage(tmp_path / "s", root, "b", [jpeg(2), jpeg(3)], context=b'{"frame_id":"x:f"}')  # both stage jpeg(2)
+    assert commit(root, tmp_path / "s", [a, b]) == {
+        "media_added": 3, "media_bytes_added": sum(len(jpeg(i)) for i in (1, 2, 3)),
+        "contexts_added": 1, "context_bytes_added": len(b'{"frame_id":"x:f"}')}
     first = {p.name: p.read_bytes() for p in (media_dir(root) / PACKS).iterdir()}
-    assert len(first) == 2 and len(pack_members(root)) == 3
-    assert commit(root, tmp_path / "s", [a, b]) == {"media_added": 0, "media_bytes_added": 0}  # a rerun
+    assert len(first) == 2 and len(pack_members(root)) == 3 and len(pack_members(root, images=False)) == 1
+    assert set(commit(root, tmp_path / "s", [a, b]).values()) == {0}  # a rerun
     assert {p.name: p.read_bytes() for p in (media_dir(root) / PACKS).iterdir()} == first
 
 
@@ -220,24 +228,6 @@ def test_two_conversion_jobs_at_once_into_one_root(tmp_path, ray_session):
     validate_root(out)
 
 
-def test_real_drivelm_per_qa_writes_little_more_than_its_images(real_samples, tmp_path, ray_session):
-    """The real DriveLM sample per QA: at most 1.2x the distinct images it references plus its
-    text (the samples' canonical JSON, the only other thing a shard root must hold), where
-    sample/1 wrote the six camera images again for every question."""
-    from converters.drivelm.converter import DriveLMOptions
-
-    out = tmp_path / "shards"
-    cards = convert("drivelm", real_samples / "drivelm" / "train_sample.json", out,
-                    DriveLMOptions(nuscenes_root=str(real_samples / "nuscenes"), drivelm_mode="per_qa")).cards
-    on_disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    distinct = sum(r["size"] for r in read_index(out).rows())
-    text = sum(len(sample_json(st.sample)) for d, s in dataset_splits(out) for st in DatasetReader(out, d, s))
-    samples = sum(c["counts"]["samples"] for c in cards.values())
-    assert samples > 0 and distinct > 0
-    assert on_disk <= 1.2 * (distinct + text), (on_disk, distinct, text)
-    assert on_disk < 0.3 * samples * 6 * distinct / len(read_index(out))  # sample/1: 6 images a sample
-
-
 def test_storage_figures_per_dataset_and_root(shared_root):
     from dataengine.storage import ROOT, storage_figures
 
@@ -248,5 +238,7 @@ def test_storage_figures_per_dataset_and_root(shared_root):
     assert drivelm["referenced_bytes"] == sum(sizes[h] for row in rows for h in row)
     assert drivelm["distinct_bytes"] == sum(sizes[h] for h in {h for row in rows for h in row})
     assert drivelm["sharing"] == pytest.approx(6 * len(rows) / drivelm["images"], rel=0.05)  # 6 cameras per QA
-    assert figures["nuscenes"]["sharing"] == 1.0  # one sample per key frame
-    assert figures[ROOT]["distinct_bytes"] == figures[ROOT]["store_bytes"] == sum(sizes.values())
+    assert figures["nuscenes"]["sharing"] == 2.0  # a planning and an agent-motion sample per key frame
+    images = {r["sha1"]: r["size"] for r in read_index(shared_root).rows() if r["width"]}
+    assert figures[ROOT]["distinct_bytes"] == figures[ROOT]["store_bytes"] == sum(images.values())
+    assert figures[ROOT]["context_bytes"] == sum(sizes.values()) - sum(images.values()) > 0

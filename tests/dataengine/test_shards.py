@@ -1,5 +1,5 @@
 """Shard writer and reader: deterministic bytes, zeroed tar metadata, WebDataset compatibility.
-Shards hold each sample's JSON (sample/2); the images are in the media store (test_mediastore.py)."""
+Shards hold each sample's JSON (sample/3); the images are in the media store (test_mediastore.py)."""
 import hashlib
 import io
 import json
@@ -8,6 +8,7 @@ import tarfile
 import pytest
 from PIL import Image
 
+from dataengine import SCHEMA_VERSION
 from dataengine.converter import Record
 from dataengine.reader import DatasetReader, iter_shard, parse_members
 from dataengine.shards import TarShardWriter, seal
@@ -58,7 +59,7 @@ def test_tar_metadata_zeroed_and_member_order(tmp_path):
 def test_sealed_sample_names_its_media_by_sha1(tmp_path):
     parts, _ = write(tmp_path, n=3)
     stored = list(iter_shard(parts[0]))
-    assert stored[2].sample["schema"] == "sample/2" and not stored[2].media
+    assert stored[2].sample["schema"] == SCHEMA_VERSION == "sample/3" and not stored[2].media
     assert stored[2].sample["media"][1]["sha1"] == hashlib.sha1(record(2).media[1]).hexdigest()
 
 
@@ -95,7 +96,7 @@ def test_media_count_mismatch_is_an_error():
 def test_dataset_reader_get_and_iter(nuscenes_shards):
     reader = DatasetReader(nuscenes_shards, "nuscenes", "train")
     keys = reader.keys()
-    assert len(reader) == len(keys) == 30
+    assert len(reader) == len(keys) == 60  # 30 key frames: planning + agent-motion samples
     streamed = list(reader)
     assert [s.key for s in streamed] == keys
     one = reader.get(keys[7])
