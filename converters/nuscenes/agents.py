@@ -7,11 +7,17 @@ planning horizon the ego uses (6 points, every 0.5 s), each box centre in the eg
 the current key frame (x forward, y left), as the devkit puts a global box into the ego
 frame (`NuScenes.get_sample_data`: minus the ego translation, then the inverse ego rotation).
 A chain that ends early is padded as the ego's future is (VAD's rule): the point repeats the
-last valid one and is marked invalid.
+last valid one and is marked invalid. The question gives the ego's state and valid 2 s history
+too, so the forecast is conditioned on the ego, as in the paper's interaction stage (the
+OpenDriveVLA fork hennyg888/OpenDriveVLA builds its stage-2.5 samples the same way:
+`drivevla/data_converter/fusionad_converter/stage25_converter.py`, 6 future points from the
+`next` chain in the current ego frame, ego history in the prompt).
 
 Our choices (no paper fixes them): agents are vehicles and pedestrians (`vehicle.*`,
-`human.pedestrian.*`) within 50 m of the ego, at most the 8 nearest, nearest first; a key
-frame without such an agent has no motion sample. The sample is a separate task,
+`human.pedestrian.*`) within 50 m of the ego, at most the 8 nearest, nearest first, all in one
+sample per key frame (the fork writes one sample per tracked agent; one per key frame keeps the
+stage's size that of the planning data); a key frame without such an agent has no motion
+sample. The sample is a separate task,
 `motion.agents`, with its own key (`nuscenes-motion-<sample_token>`); the planning sample
 of the key frame is unchanged.
 """
@@ -73,12 +79,18 @@ def agent_futures(frames: list[dict], world_to_ego: np.ndarray, k: int) -> list[
     return [{k2: v for k2, v in a.items() if k2 not in ("distance", "token")} for a in agents[:MAX_AGENTS]]
 
 
-def motion_question(location: str, agents: list[dict]) -> str:
+def motion_question(location: str, ego: dict, agents: list[dict]) -> str:
+    """The agents to forecast, after the ego's state and valid history (the forecast's condition)."""
+    history = [p for p, v in zip(ego["history_xy"], ego["history_valid"]) if v]
+    past = (f"its past trajectory over the last 2 s (oldest first) {format_waypoints(history)}" if history
+            else "no past trajectory")
     listed = "; ".join(f"{i}. {agent_name(a['category'])} at ({a['xy_now'][0]:.2f}, {a['xy_now'][1]:.2f})"
                        for i, a in enumerate(agents, 1))
-    return (f"You are driving in {location}. Agents around the ego vehicle (x forward, y left, metres, in the "
-            f"ego frame now): {listed}. Predict each agent's position over the next 3 s as 6 waypoints (x, y) "
-            f"every 0.5 s in the same frame, one line per agent: its number, then its waypoints.")
+    return (f"You are driving in {location} (x forward, y left, metres, in the ego frame now). Ego state: speed "
+            f"{ego['speed_mps']:.2f} m/s, acceleration {ego['accel_mps2']:.2f} m/s^2, yaw rate "
+            f"{ego['yaw_rate_rps']:.3f} rad/s, {past}. Agents around the ego vehicle: {listed}. Predict each "
+            f"agent's position over the next 3 s as 6 waypoints (x, y) every 0.5 s in the same frame, one line "
+            f"per agent: its number, then its waypoints.")
 
 
 def motion_answer(agents: list[dict]) -> str:
@@ -93,7 +105,7 @@ def motion_sample(planning: dict, agents: list[dict]) -> dict:
         "schema": planning["schema"], "id": f"nuscenes-motion-{token}", "dataset": planning["dataset"],
         "split": planning["split"], "task": TASK, "scene_id": planning["scene_id"], "frame_id": planning["frame_id"],
         "layout": planning["layout"], "media": [dict(m) for m in planning["media"]],
-        "conversations": [{"role": "user", "content": motion_question(location, agents)},
+        "conversations": [{"role": "user", "content": motion_question(location, planning["ego"], agents)},
                           {"role": "assistant", "content": motion_answer(agents)}],
         "ego": planning["ego"],
         "objects": [{"category": a["category"], "instance_id": a["instance_id"],

@@ -35,8 +35,9 @@ from dataengine.waypoints import format_waypoints
 class NuScenesOptions:
     version: str = "auto"
     """v1.0-mini, v1.0-trainval, v1.0-test, or auto (trainval and test when present, else mini)."""
-    agents: bool = False
-    """Also write each key frame's agent-motion sample (task motion.agents, converters/nuscenes/agents.py)."""
+    agents: bool = True
+    """Also write each key frame's agent-motion sample (task motion.agents, converters/nuscenes/agents.py);
+    `--agents false` writes the planning samples only."""
 
 
 def can_bus_motion(messages: list[dict], timestamp_us: int) -> dict | None:

@@ -10,6 +10,7 @@ from conftest import convert
 from nuscenes_helpers import devkit_box_views, load_tables, ours_box_views, save_tables
 from pyquaternion import Quaternion
 
+from converters.nuscenes.converter import NuScenesOptions
 from converters.nuscenes.fixture import make_nuscenes_root
 from dataengine.manifest import read_quarantine
 from dataengine.reader import DatasetReader
@@ -25,12 +26,19 @@ def nusc(nuscenes_root):
 
 
 @pytest.fixture(scope="module")
-def samples(nuscenes_shards):
-    out = {}
+def stored_by_task(nuscenes_shards):
+    """Every stored sample by task, then by sample token (the converter's defaults: planning and
+    agent-motion samples; tests/converters/test_nuscenes_agents.py checks the latter)."""
+    out: dict[str, dict] = {}
     for split in ("train", "val"):
         for stored in DatasetReader(nuscenes_shards, "nuscenes", split):
-            out[stored.sample["meta"]["sample_token"]] = stored
+            out.setdefault(stored.sample["task"], {})[stored.sample["meta"]["sample_token"]] = stored
     return out
+
+
+@pytest.fixture(scope="module")
+def samples(stored_by_task):
+    return stored_by_task["planning.trajectory"]
 
 
 def test_devkit_loads_the_fixture(nusc):
@@ -50,6 +58,18 @@ def test_official_splits_and_keys(nuscenes_shards, samples, nusc):
         expected = "train" if scene["name"] in splits["mini_train"] else "val"
         assert stored.sample["split"] == expected
         assert stored.key == f"nuscenes-{token}" and stored.sample["scene_id"] == f"nuscenes:{scene['token']}"
+    assert len(samples) == 40  # every key frame of the fixture has a planning sample
+
+
+def test_agent_motion_samples_are_written_by_default(stored_by_task, samples):
+    """`--agents` is on unless turned off: a key frame with agents near the ego also has a
+    motion sample, keyed apart, in the same split and scene as its planning sample."""
+    motion = stored_by_task["motion.agents"]
+    assert set(stored_by_task) == {"planning.trajectory", "motion.agents"} and motion and set(motion) <= set(samples)
+    for token, stored in motion.items():
+        planning = samples[token].sample
+        assert stored.key == f"nuscenes-motion-{token}"
+        assert (stored.sample["split"], stored.sample["scene_id"]) == (planning["split"], planning["scene_id"])
 
 
 def test_cameras_order_intrinsics_extrinsics(samples, nusc):
@@ -191,7 +211,14 @@ def test_bad_records_are_quarantined_with_reasons(tmp_path, ray_session):
     out = tmp_path / "out"
     result = convert("nuscenes", root, out)
     counts = result.cards["train"]["counts"]
-    assert (counts["records_in"], counts["samples"], counts["quarantined"]) == (8, 3, 5)
+    written = DatasetReader(out, "nuscenes", "train")
+    tasks = dict(zip(written.manifest.column("key").to_pylist(), written.manifest.column("task").to_pylist()))
+    planning = {k for k, t in tasks.items() if t == "planning.trajectory"}
+    motion = {k for k, t in tasks.items() if t == "motion.agents"}
+    # 8 key frames: 5 quarantined, 3 planning samples, and a motion sample only beside a written one
+    assert (len(planning), counts["quarantined"], counts["samples"]) == (3, 5, len(tasks))
+    assert motion and {k.replace("-motion-", "-") for k in motion} <= planning
+    assert counts["records_in"] == counts["samples"] + counts["quarantined"]
     reasons = {q["record_id"]: q["reason"] for q in read_quarantine(out / "nuscenes" / "train" / "quarantine.jsonl")}
     assert "missing image" in reasons[samples[0]["token"]]
     assert "truncated JPEG" in reasons[samples[1]["token"]]
@@ -199,7 +226,6 @@ def test_bad_records_are_quarantined_with_reasons(tmp_path, ray_session):
     assert "non-finite ego_pose" in reasons[samples[3]["token"]]
     assert "escapes the dataset root" in reasons[samples[4]["token"]]
     validate_root(out)
-    written = DatasetReader(out, "nuscenes", "train")
     fifth = written.get(f"nuscenes-{samples[5]['token']}").sample
     # history = keyframes 1..4; the NaN pose of keyframe 3 is masked, not dropped or invented
     assert fifth["ego"]["history_valid"] == [True, True, False, True]
@@ -215,8 +241,8 @@ def test_neighbours_of_a_bad_pose_keep_finite_ego_motion(tmp_path, ray_session):
     lidar = {sd["sample_token"]: sd["ego_pose_token"] for sd in t["sample_data"] if "LIDAR_TOP" in sd["filename"]}
     next(p for p in t["ego_pose"] if p["token"] == lidar[samples[3]["token"]])["translation"][0] = float("nan")
     save_tables(root, t)
-    counts = convert("nuscenes", root, tmp_path / "out").cards["train"]["counts"]
-    assert (counts["samples"], counts["quarantined"]) == (7, 1)
+    counts = convert("nuscenes", root, tmp_path / "out", NuScenesOptions(agents=False)).cards["train"]["counts"]
+    assert (counts["samples"], counts["quarantined"]) == (7, 1)  # planning samples only
     written = DatasetReader(tmp_path / "out", "nuscenes", "train")
     for k in (2, 4):
         ego = written.get(f"nuscenes-{samples[k]['token']}").sample["ego"]

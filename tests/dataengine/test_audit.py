@@ -120,7 +120,7 @@ def test_clean_on_converted_nuscenes_official_splits(nuscenes_shards, tmp_path, 
     assert doc["clean"] is True
     assert [(p["eval_dataset"], p["eval_split"], p["train_dataset"], p["samples"]) for p in doc["pairs"]] == [
         ("nuscenes", "val", "nuscenes", 0)]
-    assert "0 of 10 evaluation samples overlap" in capsys.readouterr().out
+    assert "0 of 20 evaluation samples overlap" in capsys.readouterr().out  # planning + agent motion
 
 
 def test_planted_overlap_with_converted_nuscenes(nuscenes_shards, tmp_path):

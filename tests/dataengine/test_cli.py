@@ -42,15 +42,15 @@ def _copy(nuscenes_shards, tmp_path):
 def test_validate_accepts_good_shards(nuscenes_shards, tmp_path):
     root = _copy(nuscenes_shards, tmp_path)
     proc = run("validate", str(root))
-    assert proc.returncode == 0 and "nuscenes/train: 30 samples ok" in proc.stdout
+    assert proc.returncode == 0 and "nuscenes/train: 60 samples ok" in proc.stdout  # 30 planning + 30 motion
 
 
 @pytest.mark.parametrize("corrupt, message", [
     (lambda d: _flip_byte(d / "shard-000001.tar", 5000), "shard-000001.tar"),
     (lambda d: (d / "shard-000002.tar").unlink(), "shard-000002.tar: named by the manifest but missing"),
     (lambda d: shutil.copy(d / "shard-000000.tar", d / "shard-000009.tar"), "shard-000009.tar: shard not named"),
-    (lambda d: (d / "card.json").write_text((d / "card.json").read_text().replace('"samples": 30', '"samples": 31')),
-     "card.json: card counts 31 samples"),
+    (lambda d: (d / "card.json").write_text((d / "card.json").read_text().replace('"samples": 60', '"samples": 61')),
+     "card.json: card counts 61 samples"),
 ])
 def test_validate_names_the_first_bad_file(nuscenes_shards, tmp_path, corrupt, message):
     root = _copy(nuscenes_shards, tmp_path)
@@ -71,7 +71,7 @@ def test_stats_writes_cards(nuscenes_shards, tmp_path):
     proc = run("stats", str(root))
     assert proc.returncode == 0, proc.stderr
     card = (root / "nuscenes" / "CARD.md").read_text()
-    assert "| train | 30 |" in card and "| val | 10 |" in card
+    assert "| train | 60 |" in card and "| val | 20 |" in card  # planning + agent-motion samples
     assert (root / "nuscenes" / "card.png").stat().st_size > 10_000
 
 
@@ -80,5 +80,5 @@ def test_fixtures_then_convert_via_cli(tmp_path):
     proc = run("convert", "nuscenes", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
                "--split", "val", "--version", "v1.0-mini")
     assert proc.returncode == 0, proc.stderr
-    assert "nuscenes/val: 10 samples in 1 shards, 0 quarantined, 10 records in" in proc.stdout
+    assert "nuscenes/val: 20 samples in 1 shards, 0 quarantined, 20 records in" in proc.stdout
     assert not (tmp_path / "out" / "nuscenes" / "train").exists()

@@ -61,7 +61,7 @@ def test_round_trip_converted_nuscenes(nuscenes_shards, tmp_path):
                 "front view, front left view, front right view, back view, back left view and back right view")
     manifest = json.loads((tmp_path / "export.json").read_text())
     assert [(f["file"], f["records"], f["images"]) for f in manifest["files"]] == [
-        ("nuscenes_train.json", 30, 180), ("nuscenes_val.json", 10, 60)]
+        ("nuscenes_train.json", 60, 360), ("nuscenes_val.json", 20, 120)]  # planning + agent-motion samples
 
 
 def video_root(root: Path) -> Path:

@@ -141,7 +141,7 @@ def test_same_bytes_whatever_the_worker_count(tmp_path, nuscenes_root):
                                "--out", str(out), "--workers", str(workers), "--shard-mb", "0.5"],
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        assert "nuscenes/train: 30 samples" in proc.stdout
+        assert "nuscenes/train: 60 samples" in proc.stdout
         validate_root(out)  # every byte range against a scan of its shard, after many rollovers
         digests.append(_tree_digest(out))
     assert digests[0] == digests[1]
@@ -151,8 +151,8 @@ def test_same_bytes_whatever_the_worker_count(tmp_path, nuscenes_root):
 def test_limit_converts_first_units_only(tmp_path, nuscenes_root, ray_session):
     result = convert("nuscenes", nuscenes_root, tmp_path, limit=1)
     assert result.cards["train"]["counts"]["units"] == 1
-    assert result.cards["train"]["counts"]["samples"] == 10
-    assert len(read_manifest(tmp_path / "nuscenes" / "train" / "manifest.parquet")) == 10
+    assert result.cards["train"]["counts"]["samples"] == 20  # 10 key frames: planning + agent-motion samples
+    assert len(read_manifest(tmp_path / "nuscenes" / "train" / "manifest.parquet")) == 20
 
 
 def test_job_leaves_the_garbage_collector_as_it_found_it(tmp_path, nuscenes_root, ray_session):
