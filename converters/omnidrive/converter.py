@@ -25,7 +25,11 @@ the same frames' planning ground truth comes from the `nuscenes` converter.
 A record is one keywords file, one desc file, or one QA pair; key
 `omnidrive-<token>-<kind>[-<index>]`. Images: the 6 cameras of the key frame through
 `--nuscenes-root` (OmniDrive keeps both in one folder, so it is usually `--src` itself).
-Work unit: one nuScenes scene per split.
+Work unit: one nuScenes scene per split. What a key frame's records share (cameras, ids,
+scene name and location) is each record's `context`, stored once per frame
+(`dataengine/context.py`); a desc file field named like one of those meta keys, or like one
+the converter writes (`source_file`, `qa_index`, `question_trajectory`), would be ambiguous
+and is quarantined.
 """
 from __future__ import annotations
 
@@ -53,6 +57,8 @@ TASKS = {"keywords": "caption.action", "desc": "caption.scene", "conv": "vqa.con
 _NUM = r"[+-]?\d+(?:\.\d+)?"
 PT_RE = re.compile(r"\[PT,((?:\s*\(\s*" + _NUM + r"\s*,\s*" + _NUM + r"\s*\)\s*,?)*)\s*\]")
 _PAIR_RE = re.compile(r"\(\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*\)")
+FRAME_META = ("sample_token", "scene_name", "location")  # the context's meta keys
+RESERVED_META = frozenset(FRAME_META + ("source_file", "qa_index", "question_trajectory"))
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,9 @@ def _items_of(kind: str, base_id: str, content) -> list[dict]:
         if not isinstance(content, dict) or not isinstance(content.get("description"), str) \
                 or not content["description"].strip():
             return [{"id": base_id, "problem": "desc file has no description string"}]
+        clash = sorted(set(content) & RESERVED_META)
+        if clash:
+            return [{"id": base_id, "problem": f"desc file field {clash[0]!r} is a meta key the converter writes"}]
         return [{"id": base_id, "kind": kind, "question": DESC_QUESTION, "answer": content["description"],
                  "extra": {k: v for k, v in content.items() if k != "description"}}]
     if not isinstance(content, list):
@@ -118,7 +127,7 @@ class OmniDriveConverter(Converter):
     """OmniDrive-nuScenes: captions, QA, counterfactuals and planning on 6-camera key frames."""
 
     name = "omnidrive"
-    version = "1.0"
+    version = "1.1"  # 1.1: a key frame's shared fields as the records' context
     options_type = OmniDriveOptions
     cameras = CAMERAS
 
@@ -150,12 +159,13 @@ class OmniDriveConverter(Converter):
                 continue
             frame = unit.payload["frames"][record["sample_tokens"][0]]
             media, blobs, reason = keyframe_media(Path(self.options.nuscenes_root), frame, self.name)
+            context = None if reason else frame_context(unit.payload["scene"], frame, media)
             for item in items:
                 task, extra, problem = (("", {}, reason) if reason else self._task_of(item))
                 if problem:
                     yield Quarantined(item["id"], problem)
                 else:
-                    yield Record(self._sample(unit, frame, media, item, task, extra), blobs)
+                    yield Record(self._sample(unit, frame, item, task, extra), blobs, context)
 
     @staticmethod
     def _task_of(item: dict) -> tuple[str, dict, str | None]:
@@ -184,18 +194,25 @@ class OmniDriveConverter(Converter):
             items += _items_of(kind, base_id, content)
         return items
 
-    def _sample(self, unit: Unit, frame: dict, media: list[dict], item: dict, task: str, extra: dict) -> dict:
-        scene = unit.payload["scene"]
-        location = scene["location"] or "an unknown city"
+    def _sample(self, unit: Unit, frame: dict, item: dict, task: str, extra: dict) -> dict:
+        """The record's own fields; the frame's are its context."""
+        location = unit.payload["scene"]["location"] or "an unknown city"
         suffix = item["kind"] if "index" not in item else f"{item['kind']}-{item['index']}"
         return {
             "schema": "sample/1", "id": f"omnidrive-{frame['token']}-{suffix}", "dataset": self.name,
-            "split": unit.split, "task": task, "scene_id": f"nuscenes:{scene['token']}",
-            "frame_id": f"nuscenes:{frame['token']}", "layout": "multi_view", "media": [dict(m) for m in media],
+            "split": unit.split, "task": task,
             "conversations": [{"role": "user", "content": f"You are driving in {location}. {item['question']}"},
                               {"role": "assistant", "content": item["answer"]}],
             **{k: v for k, v in extra.items() if k != "meta"},
-            "meta": {"sample_token": frame["token"], "scene_name": scene["name"], "location": scene["location"],
-                     "source_file": item["kind"], **({"qa_index": item["index"]} if "index" in item else {}),
+            "meta": {"source_file": item["kind"], **({"qa_index": item["index"]} if "index" in item else {}),
                      **item.get("extra", {}), **extra.get("meta", {})},
         }
+
+
+def frame_context(scene: dict, frame: dict, media: list[dict]) -> dict:
+    """What every record of a key frame shares, stored once per frame (`dataengine/context.py`):
+    ~2.6 KB of a 3.2 KB sample. nuScenes-QA's frames hold the same fields, so the two datasets'
+    contexts of one key frame are one entry in a shared root."""
+    return {"scene_id": f"nuscenes:{scene['token']}", "frame_id": f"nuscenes:{frame['token']}",
+            "layout": "multi_view", "media": media,
+            "meta": dict(zip(FRAME_META, (frame["token"], scene["name"], scene["location"])))}

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import convert
+from conftest import check_frame_contexts, convert
 
 from converters.nuinstruct.converter import NuInstructConverter, NuInstructOptions, clip_paths, layout_of
 from converters.nuinstruct.fixture import make_nuinstruct
@@ -61,6 +61,13 @@ def test_every_qa_is_a_six_camera_clip(fixture_root, converted):
             assert abs(offsets[1] - offsets[0] - 0.5) < 1e-6
         files = {hashlib.sha1((fixture_root / "nuscenes" / p).read_bytes()).hexdigest() for p in rec["img_path"]}
         assert {m["sha1"] for m in s["media"]} == files
+
+
+def test_a_clips_questions_share_one_stored_context(converted):
+    """The clip's images, ids, layout, sample_list, scene name and location are stored once per
+    clip (its context), not in each QA's JSON; the reader merges them back (test above)."""
+    samples, clips = check_frame_contexts(converted, "nuinstruct", ("sample_list", "scene_name", "location"))
+    assert samples > clips
 
 
 def test_prompt_numbers_six_videos(converted):

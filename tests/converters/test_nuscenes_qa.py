@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import convert
+from conftest import check_frame_contexts, convert
 
 from converters.nuscenes.tables import NUSCENES_ORDER, NuScenesTables
 from converters.nuscenes.units import UNRESOLVED
@@ -65,6 +65,13 @@ def test_every_question_becomes_a_valid_six_camera_sample(fixture_root, converte
                      if sd["sample_token"] == q["sample_token"] and sd["filename"].endswith(".jpg")}
             on_disk = {hashlib.sha1((fixture_root / "nuscenes" / f).read_bytes()).hexdigest() for f in files}
             assert {m["sha1"] for m in s["media"]} == on_disk
+
+
+def test_a_key_frames_questions_share_one_stored_context(converted):
+    """The frame's cameras, ids, scene name and location are stored once per key frame (its
+    context), not in each question's JSON; the reader merges them back (test above)."""
+    samples, frames = check_frame_contexts(converted, "nuscenes_qa", ("sample_token", "scene_name", "location"))
+    assert samples > frames
 
 
 def test_per_type_scoring_fields_cover_the_five_templates(converted):

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import convert
+from conftest import check_frame_contexts, convert
 
 from converters.nuscenes.tables import NUSCENES_ORDER, NuScenesTables
 from converters.nuscenes.units import UNRESOLVED
-from converters.omnidrive.converter import OmniDriveConverter, OmniDriveOptions, pt_points, qa_task
+from converters.omnidrive.converter import FRAME_META, OmniDriveConverter, OmniDriveOptions, pt_points, qa_task
 from converters.omnidrive.fixture import make_omnidrive
 from dataengine.errors import UsageError
 from dataengine.manifest import read_quarantine
@@ -66,6 +66,13 @@ def test_every_file_record_is_a_valid_sample(fixture_root, converted):
         expected = (content if kind == "keywords" else content["description"] if kind == "desc"
                     else content[s["meta"]["qa_index"]]["answer"])
         assert s["conversations"][1]["content"] == expected
+
+
+def test_a_key_frames_records_share_one_stored_context(converted):
+    """The frame's cameras, ids, scene name and location are stored once per key frame (its
+    context), not in each record's JSON; the reader merges them back (test above)."""
+    samples, frames = check_frame_contexts(converted, "omnidrive", FRAME_META)
+    assert samples > frames
 
 
 def test_tasks_follow_the_file_and_the_answer(converted):
@@ -125,6 +132,8 @@ def test_bad_files_and_unknown_tokens_are_quarantined_and_counted(fixture_root, 
     pairs += [{"question": "Where now?"}, {"question": "Please provide the planning trajectory for the ego car "
                                                       "without reasons.", "answer": "[PT, (+1.00, 0.0)]"}]
     (val / f"{tokens[3]}.json").write_text(json.dumps(pairs))
+    # a desc field named like a meta key the converter writes (the frame's, in its context) is ambiguous
+    (src / "desc" / "val" / f"{tokens[4]}.json").write_text(json.dumps({"description": "Sunny.", "location": "x"}))
     expected_in = _records_in(src, "val")  # a broken file is one record, a QA pair one
     out = tmp_path / "out"
     result = convert("omnidrive", src, out, OmniDriveOptions(nuscenes_root=str(fixture_root / "nuscenes")),
@@ -139,7 +148,8 @@ def test_bad_files_and_unknown_tokens_are_quarantined_and_counted(fixture_root, 
     assert reasons[f"{tokens[2]}/keywords"] == "keywords file is not a non-empty JSON string"
     assert reasons[f"{tokens[3]}/vqa/{len(pairs) - 2}"] == "QA pair has no question and answer strings"
     assert reasons[f"{tokens[3]}/vqa/{len(pairs) - 1}"] == "planning answer has 1 [PT, ...] points, OmniDrive plans 6"
-    assert len(reasons) == n_stranger + 4 and counts["samples"] == expected_in - len(reasons)
+    assert reasons[f"{tokens[4]}/desc"] == "desc file field 'location' is a meta key the converter writes"
+    assert len(reasons) == n_stranger + 5 and counts["samples"] == expected_in - len(reasons)
 
 
 def test_roots_that_are_not_the_datasets_are_refused_in_one_line(fixture_root, tmp_path):

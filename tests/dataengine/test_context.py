@@ -179,3 +179,36 @@ def test_exports_and_hf_rows_are_self_contained(dense_root):
     key = reader.keys()[-1]
     members = sample_members(reader.get(key))
     assert json.loads(members[0][1]) == whole[key] and len(members) == 7
+
+
+# --- the other nuScenes-derived converters ---------------------------------------------------------
+def test_nuscenes_qa_and_omnidrive_store_one_context_for_a_key_frame(tmp_path):
+    """Both write the same frame fields (cameras, ids, scene name, location), so in a shared
+    root a key frame's context is one entry for both datasets (the demo root: OmniDrive adds
+    none). The converters run in-process: what is compared is the context JSON they hand over."""
+    from converters.nuscenes_qa.converter import NuScenesQAConverter, NuScenesQAOptions
+    from converters.omnidrive.converter import OmniDriveConverter, OmniDriveOptions
+    from converters.omnidrive.fixture import make_omnidrive
+    from dataengine.shards import sample_json
+
+    root = make_omnidrive(tmp_path / "raw", scenes_per_split=(1, 1), keyframes=2, width=160, height=90)
+    token = sorted(p.stem for p in (root / "keywords" / "val").glob("*.json"))[0]
+    questions = tmp_path / "qa" / "questions"
+    questions.mkdir(parents=True)
+    question = {"sample_token": token, "question": "Are there any cars?", "answer": "yes", "num_hop": 0,
+                "template_type": "exist"}
+    (questions / "NuScenes_val_questions.json").write_text(json.dumps({"questions": [question, question]}))
+
+    def contexts_of(converter) -> dict[str, set[bytes]]:
+        converter.check_source()
+        records = [r for unit in converter.units() for r in converter.convert_unit(unit)]
+        out: dict[str, set[bytes]] = {}
+        for r in records:
+            out.setdefault(r.context["frame_id"], set()).add(sample_json(r.context))
+        return out
+
+    qa = contexts_of(NuScenesQAConverter(questions.parent, NuScenesQAOptions(nuscenes_root=str(root))))
+    omni = contexts_of(OmniDriveConverter(root, OmniDriveOptions(nuscenes_root=str(root))))
+    assert list(qa) == [f"nuscenes:{token}"] and len(qa[f"nuscenes:{token}"]) == 1  # two questions, one context
+    assert qa[f"nuscenes:{token}"] == omni[f"nuscenes:{token}"]
+    assert all(len(c) == 1 for c in omni.values()) and len(omni) == 4  # 2 scenes x 2 key frames

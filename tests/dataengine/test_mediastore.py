@@ -79,10 +79,11 @@ def test_one_nuscenes_root_stores_each_image_once(shared_root):
     assert len(members) == len(set(members)) == len(everything)  # each image once, every one there
     index = read_index(shared_root)
     assert sorted(r["sha1"] for r in index.rows() if r["width"]) == sorted(everything)
-    # beside them, DriveLM's per-QA samples share one context per key frame
-    frames = {r["frame_id"] for r in read_manifest(shared_root / "drivelm" / "train" / "manifest.parquet").to_pylist()}
+    # beside them, DriveLM's per-QA samples and nuScenes-QA's questions share one context per key frame each
+    frames = [{(d, r["frame_id"]) for r in read_manifest(m).to_pylist()}
+              for d in ("drivelm", "nuscenes_qa") for m in sorted((shared_root / d).glob("*/manifest.parquet"))]
     contexts = pack_members(shared_root, images=False)
-    assert len(contexts) == len(set(contexts)) == len(frames) == sum(not r["width"] for r in index.rows())
+    assert len(contexts) == len(set(contexts)) == len(set().union(*frames)) == sum(not r["width"] for r in index.rows())
     # the derived datasets only reference nuScenes' camera frames: they add nothing
     assert json.loads((shared_root / "added.json").read_text()) == {
         "nuscenes": len(everything), "drivelm": 0, "nuscenes_qa": 0, "talk2car": 0}
