@@ -1,4 +1,4 @@
-"""The `curricula` command line: `curricula plan FILE --shards DIR [--model DIR] [--json]`."""
+"""The `curricula` command line: `curricula plan FILE --shards DIR [--model tiny|DIR] [--json]`."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +20,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise UsageError(f"--shards {root}: not a directory")
     cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else root / PLAN_CACHE
-    lengths = ExactLengths(args.model) if args.model else None
+    lengths = ExactLengths.from_model(args.model, args.chat_format) if args.model else None
     stages = plan_curriculum(curriculum, root, cache, lengths)
     if args.json:
         print(json.dumps(to_json(curriculum, root, stages, args.model), indent=2, sort_keys=True))
@@ -36,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="curriculum YAML, or a preset name (demo, robotron_drive, opendrivevla)")
     p.add_argument("--shards", required=True, help="shard root holding <dataset>/<split>/manifest.parquet")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    p.add_argument("--model", default=None, help="a local HF model directory (e.g. a run's RUN/base for the tiny "
-                   "model): exact lengths with its tokenizer, chat template and config; without it, estimates")
+    p.add_argument("--model", default=None, help="tiny, tiny-next, or a local HF model directory: exact lengths "
+                   "with its tokenizer, chat format and config, as training counts them; without it, estimates")
+    p.add_argument("--chat-format", default="auto", choices=("auto", "chatml", "llama3"),
+                   help="with --model: the chat format training uses (as python -m train --chat-format)")
     p.add_argument("--cache-dir", default=None, help="where stage plans are cached (default: SHARDS/_plans)")
     p.add_argument("--no-cache", action="store_true", help="build the plans without reading or writing the cache")
     p.set_defaults(fn=_cmd_plan)

@@ -11,6 +11,13 @@ one batched tokenizer call. Reads each sample's JSON from the shards (not its pi
 A video sample on a family without video input (LLaVA-NeXT) is counted as multi-image
 frames, or dropped with reason `video` when the source or stage says `video: drop`; a sample
 whose placeholders and media do not pair up is dropped with reason `encode`.
+
+The model is a local HF directory or `tiny` / `tiny-next` (built in memory as the trainer
+builds them), read through `vlm` (the chat format the encoder renders with, the tiny
+models), which curricula imports only here and only when a model is named. The trainer
+plans every stage with this same class, so what `curricula plan --model` prints is what
+training draws. A stage's exact columns are cached beside its plans (`lengths-<sha1>.npz`),
+keyed by the manifests, the model, the prompt style, the frames per video and the video policy.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -33,30 +41,45 @@ from dataengine.tokens import VisualConfig
 
 PLACEHOLDER = re.compile(r"<image>|<video>")
 BATCH = 20_000   # text pieces per tokenizer call
+LENGTHS_VERSION = 2   # bump when the counting changes: cached lengths are then recomputed
 
 
 class ExactLengths:
-    """A model directory's tokenizer, chat template and visual arithmetic."""
+    """A model's tokenizer, chat template and visual arithmetic."""
 
-    def __init__(self, model_dir):
+    def __init__(self, config: dict, tokenizer, chat_template: str, name: str):
+        try:
+            self.visual = VisualConfig.from_dict(config)
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"--model {name}: {exc}") from None
+        self.tokenizer = tokenizer
+        self.tokenizer.chat_template = chat_template   # the one the encoder renders (vlm.chat)
+        self.name = name
+        blob = json.dumps(config, sort_keys=True, default=str).encode()
+        self.ident = hashlib.sha1(blob + chat_template.encode() + str(len(tokenizer)).encode()).hexdigest()
+        self._visual = functools.lru_cache(maxsize=None)(self.visual.placeholder_tokens)
+
+    @classmethod
+    def from_model(cls, model, chat_format: str = "auto") -> "ExactLengths":
+        """`tiny` / `tiny-next`, or a local HF model directory (its config.json and tokenizer),
+        with the chat format the trainer would pick (`chat_format` as `--chat-format`)."""
+        # curricula sits on vlm; it is loaded only when a model is named
+        from vlm.chat import detect
+        from vlm.model import build_tiny, is_tiny
+
+        if is_tiny(model):
+            bundle = build_tiny(str(model), 0)   # the config and tokenizer do not depend on the seed
+            return cls(bundle.model.config.to_dict(), bundle.tokenizer, bundle.chat.jinja(), str(model))
         from transformers import AutoTokenizer
 
-        model_dir = Path(model_dir)
+        model_dir = Path(model)
         config_path = model_dir / "config.json"
         if not config_path.is_file():
-            raise UsageError(f"--model {model_dir}: no config.json (give a local HF model directory)")
-        blob = config_path.read_bytes()
-        try:
-            self.visual = VisualConfig.from_dict(json.loads(blob))
-        except (ValueError, KeyError) as exc:
-            raise UsageError(f"--model {model_dir}: {exc}") from None
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        if not self.tokenizer.chat_template:
-            raise UsageError(f"--model {model_dir}: its tokenizer has no chat template")
-        self.name = str(model_dir)
-        self.ident = hashlib.sha1(blob + self.tokenizer.chat_template.encode()
-                                  + str(len(self.tokenizer)).encode()).hexdigest()
-        self._visual = functools.lru_cache(maxsize=None)(self.visual.placeholder_tokens)
+            raise UsageError(f"--model {model_dir}: no config.json (give a local HF model directory, "
+                             "or tiny / tiny-next)")
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        return cls(json.loads(config_path.read_bytes()), tokenizer, detect(tokenizer, chat_format).jinja(),
+                   str(model_dir))
 
     @functools.cache  # noqa: B019 (one instance per command; the cache is the point)
     def frame_tokens(self, roles: tuple[str, ...]) -> int:
@@ -89,9 +112,34 @@ class ExactLengths:
         visual = self._visual(tuple(kinds), tuple(tuple(sizes[i] for i in g) for g in groups))
         return pieces, self.frame_tokens(roles), visual, ""
 
-    def source(self, root: Path, stage: StageSpec, spec_index: int, rows: SourceRows) -> tuple[SourceRows, np.ndarray]:
-        """`rows` with exact text and visual tokens, and a drop reason per row ("" for none)."""
+    def stage_rows(self, root: Path, stage: StageSpec, rows: list[SourceRows],
+                   cache_dir: Path | None = None) -> tuple[list[SourceRows], list[np.ndarray]]:
+        """Every source of `stage` with exact lengths, and its drop reasons per row."""
+        exact = [self.source(Path(root), stage, j, r, cache_dir) for j, r in enumerate(rows)]
+        return [r for r, _ in exact], [x for _, x in exact]
+
+    def source(self, root: Path, stage: StageSpec, spec_index: int, rows: SourceRows,
+               cache_dir: Path | None = None) -> tuple[SourceRows, np.ndarray]:
+        """`rows` with exact text and visual tokens, and a drop reason per row ("" for none);
+        read from `cache_dir` when computed before for the same inputs."""
         policy = stage.sources[spec_index].video or stage.video
+        digest = hashlib.sha1(f"{LENGTHS_VERSION}:{rows.fingerprint}:{self.ident}:{policy}:{stage.prompt_style}:"
+                              f"{stage.frames_per_video}".encode()).hexdigest()
+        path = None if cache_dir is None else Path(cache_dir) / f"lengths-{digest}.npz"
+        if path is not None and path.is_file():
+            with np.load(path) as z:
+                text, visual, reasons = z["text"], z["visual"], z["reasons"].astype(object)
+        else:
+            text, visual, reasons = self._compute(root, stage, policy, rows)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+                np.savez(tmp, text=text, visual=visual, reasons=reasons.astype(str))
+                os.replace(tmp, path)   # ranks writing at once cannot clash
+        return dataclasses.replace(rows, fingerprint=digest, text_tokens=text, visual_tokens=visual), reasons
+
+    def _compute(self, root: Path, stage: StageSpec, policy: str,
+                 rows: SourceRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         index = {k: i for i, k in enumerate(rows.keys)}
         text = np.zeros(len(rows), dtype=np.int64)
         visual = np.zeros(len(rows), dtype=np.int64)
@@ -109,8 +157,7 @@ class ExactLengths:
                     self._add_text(text, owners, pieces)
                     owners, pieces = [], []
         self._add_text(text, owners, pieces)
-        digest = hashlib.sha1(f"{rows.fingerprint}:{self.ident}:{policy}".encode()).hexdigest()
-        return dataclasses.replace(rows, fingerprint=digest, text_tokens=text, visual_tokens=visual), reasons
+        return text, visual, reasons
 
     def _add_text(self, text: np.ndarray, owners: list[int], pieces: list[str]) -> None:
         if pieces:

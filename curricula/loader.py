@@ -1,6 +1,9 @@
 """The training data loader: a curriculum's stages as batches of decoded, prompt-rendered samples.
 
-Per stage, the sampler's plan (cached on disk) fixes the global order. Global step s is the
+Per stage, the sampler's plan (cached on disk) fixes the global order. Given a model's
+`lengths` (curricula.lengths.ExactLengths, as the trainer gives it), each stage is planned
+on the model's exact lengths, exactly as `curricula plan --model` plans it: over-length and
+unencodable samples are dropped, and counted per source, before the first batch. Global step s is the
 block of G = batch_size x world_size draws starting at s x G; rank r takes the r-th
 batch_size of it. Batches are numbered, and a torch DataLoader over the batch numbers gives
 whole batches to its workers in turn and returns them in number order, so the order does
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -29,6 +32,9 @@ from dataengine.errors import UsageError
 from dataengine.frames import kept_media
 from dataengine.prompts import render
 from dataengine.reader import DatasetReader, StoredSample
+
+if TYPE_CHECKING:
+    from curricula.lengths import ExactLengths
 
 
 @dataclass
@@ -107,7 +113,8 @@ class CurriculumLoader:
 
     def __init__(self, curriculum: Curriculum, shards_root, *, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, image_size: tuple[int, int] = (384, 384), cache_dir=None,
-                 mp_context: str | None = None, decoder: Callable | None = None):
+                 mp_context: str | None = None, decoder: Callable | None = None,
+                 lengths: "ExactLengths | None" = None):
         if world_size < 1 or not 0 <= rank < world_size:
             raise UsageError(f"rank {rank} must be in [0, world_size={world_size})")
         if num_workers < 0:
@@ -117,6 +124,7 @@ class CurriculumLoader:
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.image_size = tuple(image_size)
         self.decoder = decoder
+        self.lengths = lengths
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / PLAN_CACHE
         self.mp_context = mp_context
         self._stages: dict[int, StageBatches] = {}
@@ -131,8 +139,10 @@ class CurriculumLoader:
             raise UsageError(f"stage index {index} outside 0..{len(self.curriculum.stages) - 1}")
         if index not in self._stages:
             stage = self.curriculum.stages[index]
-            rows = resolve(stage, self.root)
-            plan = plan_stage(stage, rows, self.curriculum.seed, self.cache_dir)
+            rows, reasons = resolve(stage, self.root), None
+            if self.lengths is not None:
+                rows, reasons = self.lengths.stage_rows(self.root, stage, rows, self.cache_dir)
+            plan = plan_stage(stage, rows, self.curriculum.seed, self.cache_dir, reasons)
             self._stages[index] = StageBatches(self.root, stage, rows, plan, self.rank, self.world_size,
                                                self.image_size, self.decoder)
         return self._stages[index]

@@ -68,8 +68,7 @@ def plan_curriculum(curriculum: Curriculum, root: Path, cache_dir: Path | None =
     for i, stage in enumerate(curriculum.stages):
         rows, reasons = resolve(stage, root), None
         if lengths is not None:
-            exact = [lengths.source(Path(root), stage, j, r) for j, r in enumerate(rows)]
-            rows, reasons = [r for r, _ in exact], [x for _, x in exact]
+            rows, reasons = lengths.stage_rows(Path(root), stage, rows, cache_dir)
         plan = plan_stage(stage, rows, curriculum.seed, cache_dir, reasons)
         out.append(PlannedStage(i, stage, plan, plan.warnings + audit_warnings(plan, audit)))
     return out

@@ -11,13 +11,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Each top-level package and the project packages it may import (itself always allowed).
-# dataengine is the engine; converters and curricula sit on it; vlm is the model layer that
-# train and eval share; demo drives everything.
+# dataengine is the engine; converters and vlm (the model layer train and eval share) sit on
+# it; curricula sits on vlm (exact lengths need the model's tokenizer and chat format); demo
+# drives everything.
 LAYERS = {
     "dataengine": set(),
     "converters": {"dataengine"},
-    "curricula": {"dataengine"},
     "vlm": {"dataengine"},
+    "curricula": {"dataengine", "vlm"},
     "train": {"dataengine", "curricula", "vlm"},
     "eval": {"dataengine", "curricula", "vlm"},
     "demo": {"dataengine", "converters", "curricula", "vlm", "train", "eval"},

@@ -1,6 +1,11 @@
 """The curriculum training loop: stage after stage, each from the previous stage's saved
 model, with resume checkpoints in between.
 
+Every stage is planned on the model's exact lengths (curricula.lengths, the same code as
+`curricula plan --model`): samples over `max_seq_len` or that cannot encode are dropped
+before training and counted per source with their reason (the log, metrics.jsonl, the
+stage's trainer_state.json); the encoder's own length check stays as a last guard.
+
 A stage: load the start model (the base model, or the previous stage's HF output), add
 LoRA if the stage trains it, freeze all but the stage's parts, build AdamW with one group
 per part at the stage's learning rates and a warmup-cosine schedule over the stage's
@@ -10,7 +15,8 @@ merged HF model is saved and marked done.
 
 Resume: re-running the same command skips finished stages, and the stage in progress
 restores its newest checkpoint (trainable weights, optimizer, scheduler, per-rank RNG,
-the loader's position), so it serves exactly the batches an uninterrupted run would.
+the loader's position, the samples skipped so far), so it serves exactly the batches an
+uninterrupted run would.
 """
 from __future__ import annotations
 
@@ -21,12 +27,14 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from curricula.lengths import ExactLengths
 from curricula.loader import CurriculumLoader
 from curricula.spec import Curriculum, StageSpec, load_curriculum
 from dataengine.errors import UsageError
@@ -81,6 +89,7 @@ class StageRun:
     global_step: int = 0
     flops: FlopModel | None = None
     skipped: list[dict] = dataclasses.field(default_factory=list)  # samples this rank could not train, why
+    dropped: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # by the plan: source -> reason -> n
     card: str = ""            # the model card written beside the stage's HF model
 
 
@@ -115,7 +124,8 @@ class Trainer:
         base = self._prepare()
         loader = CurriculumLoader(self.curriculum, self.config.shards, rank=self.dist.rank,
                                   world_size=self.dist.world_size, num_workers=self.config.num_workers,
-                                  decoder=self._decoder(base), cache_dir=self.run_dir.root / "plans")
+                                  decoder=self._decoder(base), cache_dir=self.run_dir.root / "plans",
+                                  lengths=ExactLengths.from_model(base, self.config.chat_format))
         latest = ckpt.latest_checkpoint(self.run_dir)
         first_step = self._resume_step(latest) + 1
         reporter = Reporter(self.run_dir.tensorboard, self.dist.is_main, self.config.progress, first_step)
@@ -178,6 +188,7 @@ class Trainer:
         loader.load_state_dict({"stage": index, "consumed": 0})
         if resume is not None:
             self._restore(run, loader, *resume)
+        self._report_drops(run, loader.plan(index), fresh=resume is None)
         reporter.start_stage(f"stage {index + 1}/{len(self.curriculum.stages)} {stage.name}", run.total, run.step)
         encoder = run.bundle.encoder(stage.max_seq_len, stage.frames_per_video)
         accum = run.engine.gradient_accumulation_steps()
@@ -213,6 +224,9 @@ class Trainer:
         import deepspeed
 
         stage = self.curriculum.stages[index]
+        if self.dist.is_main:   # exact lengths and the plan once, cached for the other ranks
+            loader.plan(index)
+        dist.barrier()
         total = loader.num_steps(index)
         if total == 0:
             raise UsageError(f"stage {index} ({stage.name}) has no batches; see `python -m curricula plan`")
@@ -299,9 +313,15 @@ class Trainer:
 
     def _skip_window(self, run: StageRun, micro_steps: int, accum: int) -> None:
         """A window none of whose samples encodes on any rank: no forward, no optimizer step
-        (zero gradients would still move AdamW's weights), the loader moves on."""
+        (zero gradients would still move AdamW's weights), the loader moves on. The schedule
+        still advances: the learning rate follows the planned steps, so a step's rate depends
+        on its place in the stage, not on how many windows before it were skipped."""
         run.step += micro_steps
-        run.global_step += int(run.step % accum == 0 or run.step == run.total)
+        if run.step % accum == 0 or run.step == run.total:
+            run.global_step += 1
+            with warnings.catch_warnings():   # torch warns when no optimizer step came first
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+                run.engine.lr_scheduler.step()
         if self.dist.is_main:
             log.warning("stage %s: micro-steps up to %d have no trainable sample on any rank; skipped",
                         run.spec.name, run.step)
@@ -334,7 +354,7 @@ class Trainer:
 
     def _report(self, run: StageRun, batch, result, lrs: dict, seconds: float, loader, reporter: Reporter) -> None:
         """Global figures (one all-reduce), then scalars and the bar on rank 0."""
-        sources = [s.pattern for s in run.spec.sources]
+        sources = [s.label for s in run.spec.sources]   # as batches name them (pattern [task filter])
         flops = run.flops.step_flops([int(n) for n in batch.inputs["attention_mask"].sum(1)], batch.crops,
                                      int(result.seq_tokens.sum()))
         per_source = torch.zeros(len(sources), 2, dtype=torch.float64)
@@ -381,6 +401,22 @@ class Trainer:
                                                    "global_step": run.global_step, **values})
         return values
 
+    def _report_drops(self, run: StageRun, plan, fresh: bool) -> None:
+        """What the plan dropped before training, per source and reason: logged on rank 0, and
+        one metrics.jsonl line at the stage's first step (`plan/dropped`; written when the
+        stage starts, so a resumed stage does not repeat it, and purged with the steps a killed
+        run logged)."""
+        run.dropped = {sp.pattern: {r: int(n) for r, n in sp.dropped.items()} for sp in plan.sources}
+        if not self.dist.is_main:
+            return
+        for pattern, reasons in run.dropped.items():
+            if any(reasons.values()):
+                log.warning("stage %s: source %s: %s dropped before training", run.spec.name, pattern,
+                            ", ".join(f"{n} for {r}" for r, n in reasons.items() if n))
+        if fresh:
+            append_metrics(self.metrics_path, {"stage": run.index, "stage_name": run.spec.name,
+                                               "global_step": run.global_step + 1, "plan/dropped": run.dropped})
+
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint_due(self, run: StageRun, accum: int) -> bool:
@@ -393,8 +429,9 @@ class Trainer:
         path = self.run_dir.checkpoints / tag
         path.mkdir(parents=True, exist_ok=True)
         torch.save(ckpt.rng_state(), path / f"rng-rank{self.dist.rank}.pt")
+        state = self._state(run, loader)   # a collective (every rank's skips): on every rank
         if self.dist.is_main:
-            ckpt.write_json(path / ckpt.STATE, self._state(run, loader))
+            ckpt.write_json(path / ckpt.STATE, state)
         dist.barrier()
         run.engine.save_checkpoint(str(self.run_dir.checkpoints), tag=tag, exclude_frozen_parameters=True)
         if self.dist.is_main:
@@ -403,7 +440,15 @@ class Trainer:
 
     def _state(self, run: StageRun, loader: CurriculumLoader) -> dict:
         return {"stage": run.index, "stage_name": run.spec.name, "step": run.step, "total": run.total,
-                "global_step": run.global_step, "loader": loader.state_dict()}
+                "global_step": run.global_step, "loader": loader.state_dict(), "skipped": self._all_skipped(run)}
+
+    def _all_skipped(self, run: StageRun) -> list[dict]:
+        """Every rank's skipped samples (each entry names its rank), on every rank."""
+        if self.dist.world_size == 1:
+            return list(run.skipped)
+        gathered: list = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(gathered, run.skipped)
+        return [s for part in gathered for s in part]
 
     def _restore(self, run: StageRun, loader: CurriculumLoader, tag: str, state: dict) -> None:
         path = self.run_dir.checkpoints / tag
@@ -413,16 +458,13 @@ class Trainer:
         ckpt.set_rng_state(torch.load(path / f"rng-rank{self.dist.rank}.pt", weights_only=False))
         loader.load_state_dict(state["loader"])
         run.step, run.global_step = state["step"], state["global_step"]
+        run.skipped = [s for s in state.get("skipped", []) if s["rank"] == self.dist.rank]
 
     def _finish_stage(self, run: StageRun, encoder) -> None:
         """Save the stage's HF model (merged, gathered under ZeRO-3); the state file marks it done."""
         state_dict = run.engine._zero3_consolidated_16bit_state_dict() if zero_stage(self.raw_ds) == 3 else None
         out = self._stage_dir(run.index)
-        skipped = run.skipped
-        if self.dist.world_size > 1:   # every rank's skips, not only rank 0's
-            gathered: list = [None] * self.dist.world_size
-            torch.distributed.all_gather_object(gathered, run.skipped)
-            skipped = [s for part in gathered for s in part]
+        skipped = self._all_skipped(run)   # every rank's skips, not only rank 0's
         if self.dist.is_main:
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)   # a save a kill interrupted
@@ -431,7 +473,7 @@ class Trainer:
             (tmp / "README.md").write_text(run.card)
             ckpt.write_json(tmp / ckpt.STATE, {"stage": run.index, "stage_name": run.spec.name, "step": run.step,
                                                "global_step": run.global_step,
-                                               "skipped": skipped})
+                                               "skipped": skipped, "dropped": run.dropped})
             tmp.rename(out)
         dist.barrier()
         run.engine.destroy()

@@ -1,8 +1,10 @@
-"""`curricula plan --model DIR`: exact lengths equal to what `vlm` encodes for the same
+"""`curricula plan --model tiny|DIR`: exact lengths equal to what `vlm` encodes for the same
 samples (tiny OneVision and tiny LLaVA-NeXT), over-length samples dropped and counted with
-their reason, and `video: drop` on a family without video counted as such."""
+their reason, `video: drop` on a family without video counted as such, the model named
+`tiny` planned as its saved directory is, and the exact columns cached."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -48,7 +50,7 @@ def _curriculum(tmp_path, max_seq_len: int, video: str = "frames"):
 def test_exact_lengths_equal_what_vlm_encodes(root, model, tmp_path):
     bundle, model_dir = model
     stage = load_curriculum(_curriculum(tmp_path, 100_000)).stages[0]
-    lengths = ExactLengths(model_dir)
+    lengths = ExactLengths.from_model(model_dir)
     encoder = bundle.encoder(10 ** 6, stage.frames_per_video)
     decoder = MediaDecoder.for_spec(bundle.spec)
     checked = 0
@@ -96,3 +98,62 @@ def test_a_directory_that_is_not_a_model_is_one_line_exit_2(root, tmp_path, caps
     assert main(["plan", str(_curriculum(tmp_path, 8192)), "--shards", str(root), "--model", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "config.json" in err and "Traceback" not in err
+
+
+def test_plan_by_tiny_name_counts_every_sample_as_its_saved_directory_does(root, model, tmp_path, capsys):
+    """`--model tiny` (built in memory, as the trainer builds it) gives the same exact lengths,
+    draws and drops as the saved directory the test above checks against the encoder; every
+    sample of a source is either eligible or dropped with a reason."""
+    bundle, model_dir = model
+    name = "tiny" if bundle.spec.has_video else "tiny-next"
+    curriculum = _curriculum(tmp_path, 8192, video="drop")
+    docs = []
+    for chosen in (name, str(model_dir)):
+        assert main(["plan", str(curriculum), "--shards", str(root), "--model", chosen, "--json", "--no-cache"]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    by_name, by_dir = docs
+    assert by_name["lengths"] == "exact" and by_name["model"] == name
+    fields = ("size", "eligible", "samples", "tokens", "dropped")
+    assert [[s[f] for f in fields] for s in by_name["stages"][0]["sources"]] == \
+        [[s[f] for f in fields] for s in by_dir["stages"][0]["sources"]]
+    for source in by_name["stages"][0]["sources"]:
+        assert source["size"] == source["eligible"] + sum(source["dropped"].values())
+    alpha, _, gamma = by_name["stages"][0]["sources"]
+    assert alpha["dropped"]["max_seq_len"] == 4 and gamma["dropped"]["video"] == (0 if name == "tiny" else 6)
+    assert main(["plan", str(curriculum), "--shards", str(root), "--model", name, "--no-cache"]) == 0
+    assert f"exact lengths for model {name}" in capsys.readouterr().out
+
+
+def test_exact_columns_are_cached_per_model_style_and_frames(root, model, tmp_path):
+    """The second planning reads the cached columns; another prompt style is another entry."""
+    _, model_dir = model
+    stage = load_curriculum(_curriculum(tmp_path, 8192)).stages[0]
+    lengths = ExactLengths.from_model(model_dir)
+    cache = tmp_path / "cache"
+    rows = resolve(stage, root)
+    first, reasons = lengths.stage_rows(root, stage, rows, cache)
+    assert len(list(cache.glob("lengths-*.npz"))) == len(rows)
+    lengths.sample = None   # a recomputation would now fail: the cache must answer
+    again, reasons_again = lengths.stage_rows(root, stage, rows, cache)
+    assert [r.fingerprint for r in again] == [r.fingerprint for r in first]
+    assert all(np.array_equal(a.tokens, b.tokens) for a, b in zip(first, again))
+    assert all(list(a) == list(b) for a, b in zip(reasons, reasons_again))
+    plain = dataclasses.replace(stage, prompt_style="plain")
+    styled = [ExactLengths.from_model(model_dir).source(root, plain, j, r, cache)[0] for j, r in enumerate(rows)]
+    assert all(a.fingerprint != b.fingerprint for a, b in zip(first, styled))
+    assert any(not np.array_equal(a.tokens, b.tokens) for a, b in zip(first, styled))
+    assert len(list(cache.glob("lengths-*.npz"))) == 2 * len(rows)
+
+
+def test_the_demo_preset_plans_with_tiny_on_fixture_shards(nuscenes_shards, capsys):
+    """`curricula plan demo --model tiny` literally: exact lengths (not the estimates), and
+    every sample of a present source eligible or dropped with a counted reason."""
+    args = ["plan", "demo", "--shards", str(nuscenes_shards), "--json", "--no-cache"]
+    assert main(args + ["--model", "tiny"]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    estimate = json.loads(capsys.readouterr().out)
+    assert exact["lengths"] == "exact" and exact["model"] == "tiny" and estimate["lengths"] == "estimate"
+    present = [s for stage in exact["stages"] for s in stage["sources"] if s["parts"]]
+    assert present and all(s["size"] == s["eligible"] + sum(s["dropped"].values()) for s in present)
+    assert [st["tokens"] for st in exact["stages"]] != [st["tokens"] for st in estimate["stages"]]

@@ -80,12 +80,15 @@ def test_ranks_agree_on_whether_a_step_trains():
     assert results[0][2] == ["bad2"] and results[1][2] == ["bad0", "bad1", "bad3"]
 
 
-def test_a_window_without_trainable_samples_advances_the_counters():
+def test_a_window_without_trainable_samples_advances_the_counters_and_the_schedule():
     trainer = _trainer(0)
     trainer.dist = types.SimpleNamespace(rank=0, world_size=1, device=torch.device("cpu"), is_main=True)
-    run = StageRun(0, types.SimpleNamespace(name="s"), None, None, total=5)
+    param = torch.nn.Parameter(torch.zeros(1))
+    schedule = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([param], lr=1.0), lambda k: 1.0 / (k + 1))
+    run = StageRun(0, types.SimpleNamespace(name="s"), None, types.SimpleNamespace(lr_scheduler=schedule), total=5)
     trainer._skip_window(run, 2, 2)
-    assert (run.step, run.global_step) == (2, 1)
+    assert (run.step, run.global_step, schedule.last_epoch) == (2, 1, 1)
     trainer._skip_window(run, 2, 2)
     trainer._skip_window(run, 1, 2)   # the stage's last, partial window
-    assert (run.step, run.global_step) == (5, 3)
+    assert (run.step, run.global_step, schedule.last_epoch) == (5, 3, 3)
+    assert schedule.get_last_lr() == [0.25]   # the rate of the 4th planned step
