@@ -31,6 +31,10 @@ from dataengine.errors import DataEngineError, UsageError
 from dataengine.shards import DEFAULT_SHARD_BYTES
 from dataengine.staging import convert_unit, finalize, is_up_to_date, prepare
 
+# Ray passes a task argument under this size inline with the task (its
+# `max_direct_call_object_size`, 100 KiB), a larger one through the object store
+INLINE_BYTES = 100 * 1024 - 4096
+
 
 @dataclass(frozen=True)
 class JobConfig:
@@ -90,12 +94,23 @@ def _task(cls: type[Converter], src: str, options: Any, batch: list[tuple[Packed
     return out
 
 
-def _batches(todo: list[tuple[PackedUnit, Path]], cpus: int) -> list[list[tuple[PackedUnit, str]]]:
+def _batches(todo: list[tuple[PackedUnit, Path]], cpus: int,
+             inline_bytes: int = INLINE_BYTES) -> list[list[tuple[PackedUnit, str]]]:
     """Group units so there are about 16 tasks per CPU: thousands of tiny units (BDD-X rows)
-    would otherwise pay Ray's per-task cost each, while big units (scenes) stay one per task."""
+    would otherwise pay Ray's per-task cost each. A batch also stays under Ray's inline
+    limit, so it travels with the task; a unit over the limit alone (a trainval scene with
+    35 boxes per key frame: ~100 KB packed) is its own task, whose argument Ray passes
+    through the object store, one scene at a time rather than 26 scenes per task."""
     size = max(1, min(64, len(todo) // (16 * cpus)))
-    items = [(u, str(d)) for u, d in todo]
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    batches: list[list[tuple[PackedUnit, str]]] = []
+    held = inline_bytes + 1
+    for unit, split_dir in todo:
+        if held + len(unit.blob) > inline_bytes or len(batches[-1]) >= size:
+            batches.append([])
+            held = 0
+        batches[-1].append((unit, str(split_dir)))
+        held += len(unit.blob)
+    return batches
 
 
 def _job_id(converter: Converter, units: list[PackedUnit], shard_bytes: int) -> str:

@@ -1,66 +1,87 @@
-"""The rows of a large JSON array that a predicate keeps, read in chunks.
+"""The rows of a large JSON array, read in chunks.
 
 nuScenes trainval's `sample_data.json` and `ego_pose.json` hold 2.6M rows each, ~90% of
-them sweeps no converter reads. Parsed whole, the two take several GB of Python objects
-before the filter runs; streamed, memory stays at one chunk of text plus the rows kept.
+them sweeps no converter reads, and `sample_annotation.json` 1.2M. Parsed whole, they take
+several GB of Python objects before a filter or a compact copy can drop them; streamed,
+memory stays at one chunk of text plus what the caller keeps of each row.
 """
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+import orjson
 
 from dataengine.errors import UsageError
 
-CHUNK_CHARS = 16 * 1024 * 1024
-_GAP = re.compile(r"[\s,]*")
+CHUNK_BYTES = 1024 * 1024
 
 
-def stream_rows(path: Path, keep: Callable[[dict], bool], chunk_chars: int = CHUNK_CHARS) -> list:  # noqa: C901 (a hand-written scanner: one branch per token kind)
-    """The elements of the JSON array in `path` for which `keep` is true, in file order.
+def _parse(data: bytes):
+    """orjson (fast); the stdlib for what only it reads (NaN, Infinity: the devkit's
+    `json.load` reads them too). None when neither parses `data`."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
-    Elements are decoded one by one with the stdlib decoder (which, like the nuScenes
-    devkit's `json.load`, reads NaN); one cut by a chunk's end is decoded again with the
-    next chunk appended. Anything but an array of values is a UsageError naming the file.
+
+def iter_rows(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator:
+    """The elements of the JSON array in `path`, in file order, parsed a batch at a time.
+
+    A batch ends at the chunk's last `},`. Cut there, `[` + text + `]` parses only when the
+    cut lies between two top-level elements (a cut inside a string leaves it unterminated,
+    one inside a nested value leaves brackets open), so a batch that does not parse is
+    extended by the next chunk instead; at the end of the file the rest must parse with
+    its closing `]`. Anything but an array is a UsageError naming the file.
     """
-    decoder = json.JSONDecoder()
-    rows: list = []
-
     def bad(what: str) -> UsageError:
         return UsageError(f"{path} is not valid JSON ({what})")
 
-    with open(path, encoding="utf-8") as f:
-        buf = f.read(chunk_chars).lstrip()
-        if not buf.startswith("["):
+    with open(path, "rb") as f:
+        buf = f.read(chunk_bytes)
+        while buf.isspace() and (more := f.read(chunk_bytes)):
+            buf += more
+        buf = buf.lstrip()
+        if not buf.startswith(b"["):
             raise UsageError(f"{path} is not a nuScenes table (expected a JSON list)")
-        pos, eof, after_value, commas = 1, False, False, 0
-        while True:
-            gap = _GAP.match(buf, pos).end()  # whitespace and commas, counted across chunks
-            commas += buf.count(",", pos, gap)
-            pos = gap
-            if pos < len(buf) and buf[pos] == "]":
-                if commas:
-                    raise bad("a ',' before the closing ']'")
-                break
-            if pos < len(buf) and commas != int(after_value):
-                raise bad(f"expected one ',' between elements near character {pos}")
-            try:
-                if pos == len(buf):
-                    raise json.JSONDecodeError("the chunk ends here", buf, pos)
-                value, end = decoder.raw_decode(buf, pos)
-                if end == len(buf) and not eof:
-                    raise json.JSONDecodeError("value may continue in the next chunk", buf, pos)
-            except json.JSONDecodeError as exc:
-                if eof:
-                    raise bad(f"{exc.msg} near character {exc.pos}") from None
-                more = f.read(chunk_chars)
-                eof = not more
-                buf, pos = buf[pos:] + more, 0
+        buf, eof, tried, after_comma = buf[1:], False, -1, False
+        while not eof:
+            more = f.read(chunk_bytes)
+            eof = not more
+            buf += more
+            cut = buf.rfind(b"},")
+            if eof or cut <= tried:
                 continue
-            if keep(value):
-                rows.append(value)
-            pos, after_value, commas = end, True, 0
-        if (buf[pos + 1:] + f.read()).strip():
-            raise bad("text after the closing ']'")
-    return rows
+            rows = _parse(b"[" + buf[: cut + 1] + b"]")
+            if not isinstance(rows, list):  # the cut lies inside a value: read on
+                tried = cut
+                continue
+            yield from rows
+            buf, tried, after_comma = buf[cut + 2:], -1, True
+        if after_comma and buf.lstrip().startswith(b"]"):
+            raise bad("a ',' before the closing ']'")
+        rows = _parse(b"[" + buf)
+        if not isinstance(rows, list):
+            raise bad(_reason(b"[" + buf))
+        yield from rows
+
+
+def _reason(data: bytes) -> str:
+    try:
+        json.loads(data.decode("utf-8"))
+    except json.JSONDecodeError as exc:
+        return f"{exc.msg} near character {exc.pos} of the last part"
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    return "not an array"
+
+
+def stream_rows(path: Path, keep: Callable[[dict], bool], chunk_bytes: int = CHUNK_BYTES) -> list:
+    """The elements of the JSON array in `path` for which `keep` is true, in file order."""
+    return [row for row in iter_rows(path, chunk_bytes) if keep(row)]

@@ -139,9 +139,13 @@ class BddxConverter(Converter):
             return
         results: dict[int, Record | str] = {}
         good = []
+        first: dict[tuple, int] = {}  # a segment's four fields -> the first slot holding them
         for slot, fields in p["slots"]:
+            same = first.setdefault(tuple(fields), slot)
             seg = parse_segment(slot, tuple(fields))
-            if isinstance(seg, Segment):
+            if same != slot:  # the same segment twice in one row: one annotation, entered twice
+                results[slot] = f"duplicate segment: identical to slot {same} of this row"
+            elif isinstance(seg, Segment):
                 good.append(seg)
             else:
                 results[slot] = seg

@@ -9,7 +9,9 @@ relative paths), `question`, `answer`; `val.parquet` has 2 rows (references) per
 
 A record is one question: its rows are grouped by `question_id` (as the benchmark's
 `evaluate.py` groups them) into one sample whose answer turn holds the first reference and
-whose `meta.references` holds all of them, in file order. Layout `video`, camera `front`,
+whose `meta.references` holds all of them, in file order (identical references included:
+two annotators may agree). In a train.parquet, whose questions have one answer, a row
+identical to an earlier one is a repeated record, quarantined as `<question_id>/row<n>`. Layout `video`, camera `front`,
 frames in time order with frame 4 the key frame; LingoQA states no frame rate, so offsets
 assume the ~1 Hz that loaders describe ([secondary], `meta.frame_interval_assumed`).
 `--lingoqa-image-root DIR` reads frames from `DIR/<segment_id>/<n>.jpg` (an unzipped
@@ -57,20 +59,36 @@ def find_parquets(src: Path) -> list[tuple[str, Path]]:
             for name in PARQUET_SPLITS if (src / name).is_file()]
 
 
-def group_questions(table) -> list[dict]:
-    """Rows grouped by question_id in order of first appearance, every row's values kept."""
+def group_questions(table, references: bool = True) -> list[dict]:
+    """Rows grouped by question_id in order of first appearance, every row's values kept.
+
+    In `val.parquet` (`references`) a question's rows are its references, and two annotators
+    may write the same answer (45 of the 500 real questions have two identical rows): all
+    are kept. A `train.parquet` question has one answer, so a row identical to an earlier
+    row of its question is a repeated record: it becomes a group of its own that names it
+    (`duplicate_of`), which the worker quarantines.
+    """
     groups: dict[str, dict] = {}
+    repeats: list[dict] = []
     for i, row in enumerate(table.to_pylist()):
         qid = row["question_id"]
         key = qid if isinstance(qid, str) else f"row-{i}"
+        values = {"index": i, **{c: row[c] for c in COLUMNS if c != "question_id"}}
         group = groups.setdefault(key, {"question_id": qid, "record_id": key, "rows": []})
-        group["rows"].append({"index": i, **{c: row[c] for c in COLUMNS if c != "question_id"}})
-    return list(groups.values())
+        same = None if references else next((r["index"] for r in group["rows"]
+                                             if {**r, "index": i} == values), None)
+        if same is None:
+            group["rows"].append(values)
+        else:
+            repeats.append({"question_id": qid, "record_id": f"{key}/row{i}", "rows": [values], "duplicate_of": same})
+    return list(groups.values()) + repeats
 
 
 def question_problem(group: dict) -> str | None:
     """Why a grouped question cannot be converted (None when it can)."""
     qid, rows = group["question_id"], group["rows"]
+    if "duplicate_of" in group:
+        return f"duplicate row: identical to row {group['duplicate_of']} of question_id {qid!r}"
     if not isinstance(qid, str) or not ID_RE.match(qid):
         return f"question_id {qid!r} is not [a-z0-9_-]+"
     first = rows[0]
@@ -122,7 +140,7 @@ class LingoQAConverter(Converter):
         for subset, path in find_parquets(self.src):
             split = PARQUET_SPLITS[path.name]
             by_segment: dict[str, list[dict]] = {}
-            for group in group_questions(pq.read_table(path, columns=list(COLUMNS))):
+            for group in group_questions(pq.read_table(path, columns=list(COLUMNS)), references=split == "val"):
                 by_segment.setdefault(str(group["rows"][0]["segment_id"]), []).append(group)
             segments = sorted(by_segment)
             for i in range(0, len(segments), SEGMENTS_PER_UNIT):

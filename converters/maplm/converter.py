@@ -101,6 +101,20 @@ def key_suffixes(questions: list[dict]) -> list[str]:
             for q in questions]
 
 
+def _unrepeated(good: list[dict], bad: list[Quarantined]) -> tuple[list[dict], list[Quarantined]]:
+    """A frame's questions without exact repeats: a question asked again with the same answer
+    is the same record twice (MAPLM asks each question once per frame), quarantined."""
+    first: dict[tuple, int] = {}
+    kept = []
+    for q in good:
+        same = first.setdefault((q["question"], q["reply"]), q["index"])
+        if same == q["index"]:
+            kept.append(q)
+        else:
+            bad.append(Quarantined(q["record_id"], f"duplicate question: identical to question {same} of this frame"))
+    return kept, bad
+
+
 def _with_options(question: str, choices: list[str]) -> str:
     if CHOICE_MARK in question:
         return question
@@ -132,14 +146,40 @@ class MAPLMConverter(Converter):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path} is not valid JSON ({exc})") from None
 
+    def _load_frames(self, path: Path) -> tuple[object, Counter]:
+        """problems.json, whose frames are the keys of one object: a frame id written twice is
+        two records, which `json.loads` would silently merge (the last one winning). Returns
+        the object with each frame's first entry, and how often each frame id repeats."""
+        objects: list = []
+
+        def pairs_hook(pairs: list) -> dict:
+            objects.append(pairs)  # the outermost object is completed last
+            return dict(pairs)
+
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=pairs_hook)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            return data, Counter()
+        first: dict = {}
+        repeats: Counter = Counter()
+        for key, value in objects[-1]:
+            if key in first:
+                repeats[key] += 1
+            else:
+                first[key] = value
+        return first, repeats
+
     @cached_property
-    def _official(self) -> tuple[dict, dict]:
-        problems, splits = self._load(self.src / "problems.json"), self._load(self.src / "pid_splits.json")
+    def _official(self) -> tuple[dict, dict, Counter]:
+        (problems, repeats), splits = self._load_frames(self.src / "problems.json"), \
+            self._load(self.src / "pid_splits.json")
         if not isinstance(problems, dict) or not isinstance(splits, dict) or not all(
                 isinstance(splits.get(s, []), list) for s in SPLITS):
             raise UsageError(f"{self.src} is not a MAPLM root: problems.json must map frame ids to frames and "
                              f"pid_splits.json hold train/val/test lists")
-        return problems, splits
+        return problems, splits, repeats
 
     def check_source(self) -> None:
         if self.options.maplm_qa_split not in SPLITS:
@@ -173,15 +213,18 @@ class MAPLMConverter(Converter):
         """Frames per split in pid_splits order; a frame listed twice (ids compare lowercased, as
         keys use them) is marked, and frames no split lists are accounted for in train's
         quarantine (they belong to no benchmark split)."""
-        problems, splits = self._official
+        problems, splits, repeats = self._official
         by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
         seen: set[str] = set()
         listed = {str(f) for s in SPLITS for f in splits.get(s, [])}
         for split in SPLITS:
             for frame in map(str, splits.get(split, [])):
-                by_split[split].append({"frame": frame, "problem": problems.get(frame), "dup": frame.lower() in seen})
+                dup = frame.lower() in seen
+                by_split[split].append({"frame": frame, "problem": problems.get(frame), "dup": dup,
+                                        "repeats": 0 if dup else repeats.get(frame, 0)})
                 seen.add(frame.lower())
-        by_split["train"] += [{"frame": f, "problem": None, "unsplit": True} for f in problems if f not in listed]
+        by_split["train"] += [{"frame": f, "problem": None, "unsplit": True, "repeats": repeats.get(f, 0)}
+                              for f in problems if f not in listed]
         return by_split
 
     @staticmethod
@@ -209,26 +252,28 @@ class MAPLMConverter(Converter):
 
     def _official_questions(self, entry: dict) -> tuple[str, dict, list[dict], list[Quarantined]]:
         frame, problem = str(entry["frame"]), entry["problem"]
+        repeated = [Quarantined(f"{frame}/repeat{n}", "duplicate frame: problems.json has this frame id again "
+                                "(its first entry is used)") for n in range(1, entry.get("repeats", 0) + 1)]
         if entry.get("unsplit"):
-            return frame, {}, [], [Quarantined(frame, "frame is in no split of pid_splits.json")]
+            return frame, {}, [], [Quarantined(frame, "frame is in no split of pid_splits.json"), *repeated]
         if entry["dup"]:
             return frame, {}, [], [Quarantined(frame, "frame listed twice in pid_splits.json")]
         if not FRAME_RE.match(frame):
-            return frame, {}, [], [Quarantined(frame, "frame id is not [A-Za-z0-9_-]+")]
+            return frame, {}, [], [Quarantined(frame, "frame id is not [A-Za-z0-9_-]+"), *repeated]
         if not isinstance(problem, dict) or not isinstance(problem.get("qa"), list):
-            return frame, {}, [], [Quarantined(frame, "frame missing from problems.json or has no qa list")]
+            return frame, {}, [], [Quarantined(frame, "frame missing from problems.json or has no qa list"), *repeated]
         image = problem.get("image")
         bev = problem.get("pointcloud")
         paths = {"front": image if isinstance(image, str) and image else f"{frame}/{FRONT}",
                  "bev": bev if isinstance(bev, str) and bev else f"{frame}/{BEV}"}
-        good, bad = [], []
+        good, bad = [], repeated
         for j, qa in enumerate(problem["qa"]):
             q, reason = self._official_qa(f"{frame}/{j}", j, qa)
             if reason:
                 bad.append(Quarantined(f"{frame}/{j}", reason))
             else:
                 good.append(q)
-        return frame, paths, good, bad
+        return frame, paths, *_unrepeated(good, bad)
 
     @staticmethod
     def _official_qa(record_id: str, index: int, qa) -> tuple[dict | None, str | None]:
@@ -269,7 +314,7 @@ class MAPLMConverter(Converter):
                 bad.append(Quarantined(f"{frame}/{j // 2}", reason))
             else:
                 good.append(q)
-        return frame, {"front": record["image"], "bev": record["pointcloud"]}, good, bad
+        return frame, {"front": record["image"], "bev": record["pointcloud"]}, *_unrepeated(good, bad)
 
     @staticmethod
     def _llava_problem(record) -> str | None:

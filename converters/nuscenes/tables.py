@@ -12,12 +12,16 @@ import ast
 import functools
 import importlib.util
 import json
+import marshal
+import operator
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Iterator
 
 import orjson
 
 from dataengine.errors import UsageError
-from dataengine.json_rows import stream_rows
+from dataengine.json_rows import CHUNK_BYTES, iter_rows
 
 TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose",
           "log", "scene", "sample", "sample_data", "sample_annotation", "map")
@@ -29,7 +33,6 @@ CAMERAS = {
     "CAM_BACK": "back", "CAM_BACK_LEFT": "back_left", "CAM_BACK_RIGHT": "back_right",
 }
 NUSCENES_ORDER = tuple(CAMERAS)
-STREAM_BYTES = 64 * 1024 * 1024
 
 
 def find_versions(root: Path) -> list[str]:
@@ -76,45 +79,123 @@ def _parse_devkit_json(data: bytes, path: Path):
         raise UsageError(f"{path} is not valid JSON ({exc})") from None
 
 
-class NuScenesTables:
-    """Token-indexed tables of one nuScenes version (key-frame sample_data and their poses)."""
+class PackedRows:
+    """The rows of a large table as the converters read them: only `fields`, each row one
+    marshal string (about 0.3 KB, where orjson's dict of a whole trainval row takes 1-2 KB;
+    1.2M annotations made the dicts alone over 2 GB), decoded back to a dict on access. A
+    field the row lacks stays absent. Indexed by token and/or grouped by one field."""
 
-    def __init__(self, root: Path, version: str, stream_bytes: int = STREAM_BYTES):
+    def __init__(self, fields: tuple[str, ...], rows, index: bool = True, group: str | None = None):
+        self.fields = fields
+        self.blobs: list[bytes] = []
+        self.by_token: dict[str, bytes] = {}
+        self.groups: dict[str, list[bytes]] = {}
+        whole = operator.itemgetter(*fields)
+        for row in rows:
+            try:
+                values = whole(row)
+            except KeyError:  # Ellipsis stands for a missing field
+                values = tuple(row.get(k, ...) for k in fields)
+            blob = marshal.dumps(values)
+            if index:
+                self.blobs.append(blob)
+                self.by_token[row["token"]] = blob
+            if group:
+                self.groups.setdefault(row[group], []).append(blob)
+
+    def decode(self, blob: bytes) -> dict:
+        values = marshal.loads(blob)
+        if ... in values:
+            return {k: v for k, v in zip(self.fields, values) if v is not ...}
+        return dict(zip(self.fields, values))
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def __iter__(self) -> Iterator[dict]:
+        return map(self.decode, self.blobs)
+
+    def group(self, key: str) -> list[dict]:
+        return [self.decode(b) for b in self.groups.get(key, ())]
+
+    def tokens(self) -> TokenView:
+        return TokenView(self)
+
+
+class TokenView(Mapping):
+    """token -> row of a PackedRows, as `by_token` gives the small tables' rows."""
+
+    def __init__(self, rows: PackedRows):
+        self.rows = rows
+
+    def __getitem__(self, token: str) -> dict:
+        return self.rows.decode(self.rows.by_token[token])
+
+    def __iter__(self):
+        return iter(self.rows.by_token)
+
+    def __len__(self) -> int:
+        return len(self.rows.by_token)
+
+
+# the fields of the three large tables that `keyframe` and the nuScenes-derived converters read
+SAMPLE_DATA_FIELDS = ("token", "sample_token", "ego_pose_token", "calibrated_sensor_token", "filename", "width",
+                      "height", "timestamp", "is_key_frame")
+EGO_POSE_FIELDS = ("token", "timestamp", "translation", "rotation")
+ANNOTATION_FIELDS = ("token", "sample_token", "instance_token", "visibility_token", "attribute_tokens",
+                     "translation", "size", "rotation", "num_lidar_pts", "next")
+LARGE = ("sample_data", "ego_pose", "sample_annotation")
+
+
+class NuScenesTables:
+    """Token-indexed tables of one nuScenes version (key-frame sample_data and their poses).
+
+    The ten small tables are held as parsed. The three large ones are streamed and kept
+    packed (PackedRows): the key-frame sample_data of the lidar and cameras (sweeps and
+    radars are ~90% of trainval's 2.6M rows and no converter reads them), the ego poses
+    those point to, and every annotation grouped by its sample (none with `annotations=False`:
+    the datasets that only need a frame's cameras never read the 1.2M rows).
+    """
+
+    def __init__(self, root: Path, version: str, chunk_bytes: int = CHUNK_BYTES, annotations: bool = True):
         self.root = Path(root)
         self.version = version
-        self.stream_bytes = stream_bytes
-        # Sweeps are ~90% of sample_data and of ego_pose (2.6M rows each in trainval) and no
-        # converter reads them: keep key frames and the poses they point to, loading
-        # sample_data first so the full ego_pose list is never held beside it.
-        self.t = {"sample_data": self._load("sample_data", keep=lambda sd: bool(sd.get("is_key_frame")))}
+        self.chunk_bytes = chunk_bytes
+        self.t: dict = {name: self._load(name) for name in TABLES if name not in LARGE}
+        self.by_token: dict = {name: {r["token"]: r for r in rows} for name, rows in self.t.items()}
+        radar = self._other_calibrations()
+        self.t["sample_data"] = PackedRows(SAMPLE_DATA_FIELDS, (
+            sd for sd in self._stream("sample_data")
+            if sd.get("is_key_frame") and sd.get("calibrated_sensor_token") not in radar), group="sample_token")
         poses = {sd["ego_pose_token"] for sd in self.t["sample_data"]}
-        self.t["ego_pose"] = self._load("ego_pose", keep=lambda p: p["token"] in poses)
-        for name in TABLES:
-            if name not in self.t:
-                self.t[name] = self._load(name)
-        self.by_token = {name: {r["token"]: r for r in rows} for name, rows in self.t.items()}
-        self._key_sd: dict[str, list[dict]] = {}
-        for sd in self.t["sample_data"]:
-            if sd.get("is_key_frame"):
-                self._key_sd.setdefault(sd["sample_token"], []).append(sd)
-        self._anns: dict[str, list[dict]] = {}
-        for ann in self.t["sample_annotation"]:
-            self._anns.setdefault(ann["sample_token"], []).append(ann)
+        self.t["ego_pose"] = PackedRows(EGO_POSE_FIELDS, (p for p in self._stream("ego_pose") if p["token"] in poses))
+        self._anns = PackedRows(ANNOTATION_FIELDS, self._stream("sample_annotation") if annotations else (),
+                                index=False, group="sample_token")
+        for name in ("sample_data", "ego_pose"):
+            self.by_token[name] = self.t[name].tokens()
         self._samples_of_scene: dict[str, list[dict]] = {}
         for s in self.t["sample"]:
             self._samples_of_scene.setdefault(s["scene_token"], []).append(s)
 
-    def _load(self, name: str, keep=None) -> list[dict]:
-        """A table's rows (those `keep` is true for). A table over `STREAM_BYTES` that is
-        filtered (trainval's sample_data and ego_pose) is streamed: parsed whole, its
-        sweeps would take GBs before the filter dropped them."""
-        path = self.root / self.version / f"{name}.json"
-        if keep is not None and path.stat().st_size > self.stream_bytes:
-            return stream_rows(path, keep)
+    def _other_calibrations(self) -> set:
+        """Calibrations of sensors no converter reads (the radars): their key frames are not kept."""
+        wanted = {LIDAR, *NUSCENES_ORDER}
+        sensors = self.by_token["sensor"]
+        return {c["token"] for c in self.t["calibrated_sensor"]
+                if c.get("sensor_token") in sensors and sensors[c["sensor_token"]].get("channel") not in wanted}
+
+    def _path(self, name: str) -> Path:
+        return self.root / self.version / f"{name}.json"
+
+    def _load(self, name: str) -> list[dict]:
+        path = self._path(name)
         rows = _parse_table(path.read_bytes(), path)
         if not isinstance(rows, list):
             raise UsageError(f"{path} is not a nuScenes table (expected a JSON list)")
-        return rows if keep is None else [r for r in rows if keep(r)]
+        return rows
+
+    def _stream(self, name: str) -> Iterator[dict]:
+        return iter_rows(self._path(name), self.chunk_bytes)
 
     def get(self, table: str, token: str) -> dict:
         """The row, or KeyError with a message naming the table and token."""
@@ -134,11 +215,12 @@ class NuScenesTables:
         calib = self.get("calibrated_sensor", sd["calibrated_sensor_token"])
         return self.get("sensor", calib["sensor_token"])["channel"]
 
-    def keyframe(self, sample: dict) -> dict:
-        """Everything a converter needs about one keyframe, with `problems` listing broken links."""
+    def keyframe(self, sample: dict, annotations: bool = True) -> dict:
+        """Everything a converter needs about one keyframe, with `problems` listing broken links
+        (its annotations left out, and unchecked, with `annotations=False`)."""
         problems: list[str] = []
         sensors: dict[str, dict] = {}
-        for sd in self._key_sd.get(sample["token"], []):
+        for sd in self.t["sample_data"].group(sample["token"]):
             try:
                 calib = self.get("calibrated_sensor", sd["calibrated_sensor_token"])
                 channel = self.get("sensor", calib["sensor_token"])["channel"]
@@ -157,7 +239,7 @@ class NuScenesTables:
             if channel not in sensors and not any(channel in p for p in problems):
                 problems.append(f"no keyframe {channel} sample_data")
         anns = []
-        for ann in sorted(self._anns.get(sample["token"], []), key=lambda a: a["token"]):
+        for ann in sorted(self._anns.group(sample["token"]) if annotations else (), key=lambda a: a["token"]):
             try:
                 instance = self.get("instance", ann["instance_token"])
                 category = self.get("category", instance["category_token"])["name"]
@@ -192,7 +274,7 @@ class NuScenesIndex:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.tables = [NuScenesTables(self.root, v) for v in resolve_versions(self.root, "auto")]
+        self.tables = [NuScenesTables(self.root, v, annotations=False) for v in resolve_versions(self.root, "auto")]
 
     def find(self, table: str, token: str) -> tuple[NuScenesTables, dict] | None:
         """(the version's tables, the row) of a token, or None when no version has it."""
@@ -209,7 +291,7 @@ class NuScenesIndex:
         if found is None:
             return None
         tables, sample = found
-        frame = tables.keyframe(sample)
+        frame = tables.keyframe(sample, annotations=False)
         return {"token": sample["token"], "timestamp": sample["timestamp"], "scene_token": sample["scene_token"],
                 "sensors": {c: frame["sensors"][c] for c in NUSCENES_ORDER if c in frame["sensors"]},
                 "problems": [p for p in frame["problems"] if p.startswith("sample_data")]}

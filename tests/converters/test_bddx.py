@@ -20,6 +20,7 @@ from converters.bddx.processed import BddxProcessedConverter, BddxProcessedOptio
 from converters.bddx.table import CSV_NAME, Segment, assign_splits, parse_segment, read_rows, read_splits
 from converters.bddx.video import VideoError, frames_at, past_end, sample_times
 from dataengine.cli import main as cli
+from dataengine.converter import Quarantined
 from dataengine.errors import UsageError
 from dataengine.manifest import read_quarantine
 from dataengine.prompts import render
@@ -117,6 +118,30 @@ def test_duplicate_and_videoless_rows_are_quarantined_whole(raw_root, tmp_path):
     assert out == {11: [(f"row11/seg{i}", "duplicate row") for i in (1, 2, 3)],
                    12: [(f"row12/seg{i}", "malformed row") for i in (1, 2, 3)]}
     assert units[11].id == "row11" and units[12].split == "train"
+
+
+def test_a_segment_repeated_within_a_row_is_quarantined(raw_root, tmp_path):
+    """One row is one worker's segments of one video: the same four fields in a second slot
+    are one annotation entered twice, not a second segment (the real CSV has none)."""
+    import csv
+
+    root = tmp_path / "root"
+    shutil.copytree(raw_root, root)
+    with open(root / CSV_NAME, newline="", encoding="utf-8-sig") as f:
+        table = list(csv.reader(f))
+    header, row = table[0], table[1]
+    fields = ("start", "end", "action", "justification")
+    free = next(i for i in range(1, 16) if not any(row[header.index(f"Answer.{i}{x}")] for x in fields))
+    for x in fields:
+        row[header.index(f"Answer.{free}{x}")] = row[header.index(f"Answer.1{x}")]
+    with open(root / CSV_NAME, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(table)
+    converter = BddxConverter(root)
+    [unit] = [u for u in converter.units() if u.payload["row"] == 1]
+    out = list(converter.convert_unit(unit))
+    assert [(q.record_id, q.reason) for q in out if isinstance(q, Quarantined)] == [
+        (f"row1/seg{free}", "duplicate segment: identical to slot 1 of this row")]
+    assert len(out) == len(unit.payload["slots"])  # records in = written + quarantined
 
 
 # ---- raw conversion ------------------------------------------------------------------------

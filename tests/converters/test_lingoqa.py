@@ -197,3 +197,31 @@ def test_real_val_parquet_all_500_questions_accounted(real_samples, tmp_path, ra
     card = json.loads((out / "lingoqa" / "val" / "card.json").read_text())
     assert card["counts"]["records_in"] == 500
     assert card["quarantine_reasons"] == {"missing image …": 490}
+
+
+def test_a_repeated_train_row_is_quarantined_identical_val_references_are_kept(tmp_path, src, ray_session):
+    """train.parquet: one answer per question, so a row identical to an earlier one is a repeated
+    record (quarantined, named by its row); val.parquet: rows are references, and two annotators
+    may agree word for word (the real file has 45 such questions), so identical rows stay."""
+    root = tmp_path / "LingoQA"
+    for sub in ("scenery", "evaluation"):
+        shutil.copytree(src / sub, root / sub)
+    train, val = rows(root / "scenery" / "train.parquet"), rows(root / "evaluation" / "val.parquet")
+    n_train = len(train)
+    train += [dict(train[0]), dict(train[1], answer="Another answer.")]
+    val += [dict(val[0])]
+    pq.write_table(pa.Table.from_pylist(train), root / "scenery" / "train.parquet")
+    pq.write_table(pa.Table.from_pylist(val), root / "evaluation" / "val.parquet")
+    out = tmp_path / "out"
+    convert("lingoqa", root, out)
+    qid = train[0]["question_id"]
+    assert quarantine(out, "train") == {f"{qid}/row{n_train}": f"duplicate row: identical to row 0 of question_id {qid!r}"}
+    written = {s["meta"]["question_id"]: s for s in samples(out, "train").values()}
+    assert written[qid]["meta"]["references"] == [train[0]["answer"]]
+    assert written[train[1]["question_id"]]["meta"]["references"] == [train[1]["answer"], "Another answer."]
+    card = json.loads((out / "lingoqa" / "train" / "card.json").read_text())["counts"]
+    assert card["records_in"] == len({r["question_id"] for r in train}) + 1 == card["samples"] + card["quarantined"]
+    assert quarantine(out, "val") == {}
+    references = {s["meta"]["question_id"]: s["meta"]["references"] for s in samples(out, "val").values()}
+    assert references[val[0]["question_id"]] == [r["answer"] for r in val if r["question_id"] == val[0]["question_id"]]
+    assert len(references[val[0]["question_id"]]) == 3
