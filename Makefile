@@ -78,8 +78,9 @@ bench: setup
 
 # Mutation testing (not in CI: minutes per module), one module at a time in a scratch copy;
 # the report goes to docs/testing.md.  make mutation [MODULES="dataengine/schema.py ..."]
+# [MUTATION_ARGS=--survivors] (re-test only the last run's survivors, after adding tests)
 mutation: setup
-	$(PY) tests/mutation.py $(MODULES)
+	$(PY) tests/mutation.py $(MUTATION_ARGS) $(MODULES)
 
 clean:
 	rm -rf $(DEMO) $(EVAL_OUT) reports bench-out .pytest_cache

@@ -8,11 +8,17 @@ reason it cannot change behaviour.
 
     python tests/mutation.py                      # every module below, then rewrite the report
     python tests/mutation.py dataengine/schema.py # one module (its row of the report is updated)
+    python tests/mutation.py --survivors MODULE   # rerun only the module's last survivors (after new tests)
+
+`--survivors` keeps the last full run's killed mutants and re-tests only its survivors; it
+refuses when the module's source changed since that run (its sha256 differs, or a survivor's
+diff no longer reads as recorded), since mutant names are then no longer the same mutants.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -28,27 +34,36 @@ RESULTS = ROOT / "docs" / "mutation-results.json"
 PACKAGES = ["dataengine", "converters", "curricula", "vlm", "train", "eval"]
 PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", "-o", "addopts="]
 
-# module -> the test files that own it (fast ones: a mutant run repeats them hundreds of times)
+# module -> the test files that own it (fast ones: a mutant run repeats them hundreds of times);
+# a node id picks one test of a file whose other tests are slow (Java) and test other modules
 MODULES: dict[str, list[str]] = {
     "dataengine/schema.py": ["tests/dataengine/test_schema.py"],
     "dataengine/trajectory.py": ["tests/dataengine/test_trajectory.py"],
     "dataengine/cameras.py": ["tests/dataengine/test_cameras.py"],
     "dataengine/shards.py": ["tests/dataengine/test_shards.py", "tests/dataengine/test_shard_rollover.py"],
     "dataengine/staging.py": ["tests/dataengine/test_resume_ledger.py", "tests/dataengine/test_job.py"],
-    "curricula/sampler.py": ["tests/curricula/test_sampler.py"],
+    "curricula/sampler.py": ["tests/curricula/test_sampler.py", "tests/curricula/test_sampler_mutants.py"],
     "curricula/loader.py": ["tests/curricula/test_loader.py"],
-    "vlm/encode.py": ["tests/vlm/test_encode.py"],
-    "train/optim.py": ["tests/train/test_step.py"],
-    "eval/metrics/planning.py": ["tests/eval/test_metrics.py"],
-    "eval/metrics/drivelm.py": ["tests/eval/test_metrics.py", "tests/eval/test_drivelm_accuracy.py"],
-    "eval/metrics/qa.py": ["tests/eval/test_metrics.py"],
-    "eval/metrics/grounding.py": ["tests/eval/test_metrics.py"],
+    "vlm/encode.py": ["tests/vlm/test_encode.py", "tests/vlm/test_encode_mutants.py"],
+    "train/optim.py": ["tests/train/test_optim_mutants.py"],
+    "eval/metrics/planning.py": ["tests/eval/test_metrics.py", "tests/eval/test_conformance_planning.py",
+                                 "tests/eval/test_planning_mutants.py"],
+    "eval/metrics/drivelm.py": ["tests/eval/test_metrics.py", "tests/eval/test_drivelm_accuracy.py",
+                                "tests/eval/test_drivelm_mutants.py"],
+    "eval/metrics/qa.py": ["tests/eval/test_metrics.py", "tests/eval/test_conformance_nuscenes_qa.py",
+                           "tests/eval/test_conformance_maplm.py", "tests/eval/test_qa_mutants.py"],
+    "eval/metrics/grounding.py": ["tests/eval/test_metrics.py::test_talk2car_iou_and_ap50",
+                                  "tests/eval/test_grounding_mutants.py"],
     "eval/metrics/captions.py": ["tests/eval/test_metrics.py"],
     "eval/metrics/text.py": ["tests/eval/test_metrics.py", "tests/eval/test_text.py"],
-    "eval/metrics/nuinstruct.py": ["tests/eval/test_metrics.py"],
-    "eval/metrics/omnidrive.py": ["tests/eval/test_metrics.py"],
-    "eval/metrics/core.py": ["tests/eval/test_metrics.py"],
+    "eval/metrics/nuinstruct.py": ["tests/eval/test_metrics.py::test_nuinstruct_subtask_metrics",
+                                   "tests/eval/test_nuinstruct_mutants.py"],
+    "eval/metrics/omnidrive.py": ["tests/eval/test_metrics.py::test_omnidrive_counterfactual_classes",
+                                  "tests/eval/test_omnidrive_mutants.py"],
+    "eval/metrics/core.py": ["tests/eval/test_core_mutants.py", "tests/eval/test_grounding_mutants.py",
+                             "tests/eval/test_omnidrive_mutants.py"],
     "eval/metrics/judged.py": ["tests/eval/test_metrics.py", "tests/eval/test_judge.py"],
+    "eval/metrics/drivebench.py": ["tests/eval/test_drivebench_metrics.py"],
 }
 
 # mutant name -> why no test can tell it from the original (reviewed by hand)
@@ -64,9 +79,110 @@ EQUIVALENT: dict[str, str] = {
     "dataengine.trajectory.x_track_motion__mutmut_12": "`ego_motion` reads only x, y of `position`: a third row is unused",
     "dataengine.trajectory.x_track_motion__mutmut_16": "`matrix_yaw` reads rot[0, 0] and rot[1, 0] only: extra rows unused",
     "dataengine.trajectory.x_track_motion__mutmut_17": "`matrix_yaw` reads rot[0, 0] and rot[1, 0] only: extra columns unused",
+    **{f"eval.metrics.planning.x_obstacles__mutmut_{n}": "a box without a category gets a default that starts "
+       "with no class either way ('', 'None', 'XXXX')" for n in (12, 14, 17)},
+    **{f"eval.metrics.planning.x_collisions__mutmut_{n}": "`np.array` of Python bools is a bool array without "
+       "`dtype=bool`" for n in (2, 4)},
+    "eval.metrics.planning.x_overlap__mutmut_5": "edges taken backwards (i - 1) are the same edges negated: the "
+                                                 "same separating axes up to sign",
+    "eval.metrics.planning.x_parse_plan__mutmut_10": "with no reply, '' or 'XXXX' alike hold no waypoints",
+    **{f"eval.metrics.planning.x_parse_plan__mutmut_{n}": "`extract_answer` reads a None marker as no marker"
+       for n in (17, 19)},
+    "eval.metrics.planning.x_parse_plan__mutmut_28": "a row without a marker gets the default 'XXXX' instead of '': "
+                                                     "differs only for a reply that contains 'XXXX'",
+    **{f"eval.metrics.planning.x_{f}__mutmut_{n}": "`parse_waypoints` returns floats, and an int ground truth gives "
+       "the same distances and cells: dtype=float changes nothing" for f, n in (
+           ("parse_plan", 34), ("parse_plan", 36), ("_gt", 16), ("_gt", 18))},
+    **{f"eval.metrics.planning.x__gt__mutmut_{n}": "`to_ego` reads every frame but 'lidar_xright_yfwd' as the ego "
+       "frame: the default's spelling does not matter" for n in (22, 24, 27, 28)},
+    "eval.metrics.planning.x_occupancy__mutmut_9": "dividing by [1, -1] is multiplying by [1, -1]",
+    "eval.metrics.planning.x_grid_collisions__mutmut_9": "`lidar[:, 1:3]` of a 2-column array is `lidar[:, 1:2]`",
+    **{f"eval.metrics.planning.x_grid_collisions__mutmut_{n}": "`np.array` of numpy bools (`.any()`) is a bool "
+       "array without `dtype=bool`" for n in (41, 43)},
+    "eval.metrics.qa.x_normalize_nuscenes_qa__mutmut_18": "no two answers of one kind match at one position "
+                                                         "(none is a word prefix of another): `<`, `<=` agree",
+    "eval.metrics.qa.x_exact_answer__mutmut_10": "with no reply, '' or 'XXXX' alike equal no reference answer",
+    **{f"eval.metrics.qa.x_exact_answer__mutmut_{n}": "a None marker is falsy like '': the text is kept whole"
+       for n in (13, 15)},
+    "eval.metrics.qa.x_exact_answer__mutmut_24": "a row without a marker gets the default 'XXXX' instead of '': "
+                                                 "differs only for a reply that contains 'XXXX'",
+    **{f"eval.metrics.qa.x_maplm_correct__mutmut_{n}": "the MAPLM converter always writes meta.answer: the "
+       "default is never read" for n in (28, 30, 33)},
+    "eval.metrics.qa.x_answer_of__mutmut_10": "with no reply, '' or 'XXXX' alike normalise to no reference answer",
+    **{f"eval.metrics.qa.x_answer_of__mutmut_{n}": "a None marker is falsy like '': the text is kept whole"
+       for n in (16, 18)},
+    **{f"curricula.sampler.x_{f}__mutmut_{n}": why for f, n, why in (
+        ("_splitmix64", 1, "numpy checks no overflow in integer array arithmetic: `errstate` changes nothing"),
+        ("_tokens_at", 3, "token counts are exact in float64 too: sums and comparisons agree"),
+        ("_tokens_at", 5, "token counts are exact in float64 too: sums and comparisons agree"),
+        ("allocate", 11, "with no free source or nothing left, one more round shares nothing"),
+        ("allocate", 13, "with nothing left (0) one more round shares 0 to the free sources"),
+        ("allocate", 23, "a share exactly at its cap is allocated the cap whether fixed now or not"),
+        ("allocate", 33, "an exact integer floored one lower gets remainder 1 and the unit back"),
+        *((("allocate", n, "positive remainders sum to the shortfall and each is < 1, so more sources have one "
+            "than units are short: a source at its cap (remainder 0) is never reached") for n in (45, 53, 55))),
+        ("allocate", 63, "numpy reads the sort kind 'STABLE' as 'stable'"),
+        ("draw_order", 20, "numpy reads the sort kind 'STABLE' as 'stable'"),
+        ("group_by_length", 20, "numpy reads the sort kind 'STABLE' as 'stable'"),
+        ("draw_order", 8, "an empty source: one pass over nothing is the same empty int64 order"),
+        ("draw_order", 15, "`hashes & salt` still orders distinct keys by a salted, per-pass hash; only the mixing "
+                           "quality drops, which no test-size data shows"),
+        ("build_plan", 16, "a list of Python ints is an int64 array without dtype"),
+        ("build_plan", 18, "a list of Python ints is an int64 array without dtype"),
+        ("build_plan", 43, "with every weight 0, `_stage_length`'s draws come out empty too: same empty plan and "
+                           "warnings"),
+        ("build_plan", 54, "with every weight 0, one draw allocates nothing: same empty plan and warnings"),
+        ("build_plan", 39, "a source without eligible samples has weight 0: 0 draws, and `means[weights > 0]` "
+                           "skips it, so its mean is never used"),
+        ("eligibility", 4, "a 0-d '' broadcasts like a row of ''"),
+        ("eligibility", 6, "a unicode array of '' compares like an object one"),
+        ("eligibility", 9, "a unicode array of '' compares like an object one"),
+        ("interleave", 11, "an empty or one-draw interleave comes out the same either way"),
+        ("interleave", 19, "every source's times shift by -2 alike: the order by time is unchanged"),
+        ("num_steps", 2, "ceil(0 / G) is 0 too"),
+        ("target_weights", 2, "astype(None) is float64"),
+        ("target_weights", 11, "0 ** (1 / T) is 0: an empty source still gets weight 0"),
+        *((("fingerprint", n, "the fingerprint is a cache key: another spelling or key order of the same inputs "
+            "is still a deterministic function of exactly those inputs") for n in (19, 20, 21, 22, 23, 24, 25, 26, 30,
+                                                                                  32, 33))),
+        *((("_meta", n, "key order of the stored meta JSON: the same plan reads back") for n in (2, 4, 17))),
+        *((("_write_npz", n, "any fixed member timestamp keeps the same plan the same bytes ((1980, 1, 1, 0, 0, 0) "
+            "is also ZipInfo's default)") for n in (14, 15, 16, 17, 18, 19, 20))),
+        *((("_write_npz", n, "numeric and unicode arrays never need pickle") for n in (25, 28, 29))),
+        *((("_stage_length", n, "only sizes the first draw before the cut at the budget (binary search start, step, "
+            "margin): the plan still stops at the first draw reaching the budget with the target shares; which "
+            "such order comes out is not specified") for n in (23, 24, 33, 34, 37, 40, 43, 50, 54, 60, 62, 63))),
+        *((("_draw_to_budget", n, "a give-up test that the next round's `len(source) < n` makes anyway")
+           for n in (40, 41, 43, 44))),
+        *((("_draw_to_budget", n, "only changes how many draws are made before the cut at the budget (growth "
+            "factor, a later check): the plan still stops at the first draw reaching it") for n in (30, 31, 51))),
+    )},
+    **{f"eval.metrics.nuinstruct.x__f1__mutmut_{n}": "both sets empty returns 1.0 before this line: with one "
+       "empty, tp is 0 and 2 * 0 / n is 0.0 too" for n in (7, 12, 13)},
+    **{f"eval.metrics.nuinstruct.x_{f}__mutmut_{n}": "prediction and reference go through the same normalisation: "
+       "upper or lower case, or another separator no word can hold, compares alike" for f, n in (
+           ("_objects", 1), ("_objects", 2), ("_words", 2))},
+    "vlm.encode.xǁEncoderǁdummy__mutmut_22": "`image_tokens` reads `multi` as a truth value: None is False",
+    "vlm.encode.xǁEncoderǁdummy__mutmut_33": "the black image's pixels hold one image: [:2] of a length-1 axis is [:1]",
+    "vlm.encode.x__add_dummy__mutmut_23": "a dummy image is added only to a batch without images: the first "
+                                          "sequence's count is 0, so += 1 and = 1 agree",
+    "eval.metrics.qa.x_answer_of__mutmut_27": "a row without a marker gets the default 'XXXX' instead of '': "
+                                              "differs only for a reply that contains 'XXXX'",
 }
 
 STATUS = re.compile(r"^\s+(\S+): (.+)$")
+# `mutmut show NAME` for many names in one process (one process per name takes seconds each)
+SHOW = """
+import json, sys
+from mutmut.__main__ import status_by_exit_code
+from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
+out = {}
+for name in json.load(sys.stdin):
+    m = find_mutant(name)
+    status = status_by_exit_code[m.exit_code_by_key[name]]
+    out[name] = f"# {name}: {status}\\n" + get_diff_for_mutant(name, path=m.path) + "\\n"
+print(json.dumps(out))
+"""
 
 
 def _copy(dest: Path) -> None:
@@ -92,34 +208,80 @@ def _configure(work: Path, module: str, tests: list[str]) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def run_module(module: str, scratch: Path, children: int) -> dict:
-    tests = MODULES[module]
+def source_hash(module: str) -> str:
+    return hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
+
+
+def run_module(module: str, scratch: Path, children: int, names: list[str] | None = None) -> dict:
+    """Mutate `module` and run its tests against every mutant (or only the mutants `names`)."""
     work = scratch / module.replace("/", "_").removesuffix(".py")
     _copy(work)
-    _configure(work, module, tests)
+    _configure(work, module, MODULES[module])
     # on PYTHONPATH before mutmut creates it: a folder missing at start-up is never searched
     (work / "mutants").mkdir()
-    env = dict(os.environ, PYTHONPATH=str(work / "mutants"), RAY_ENABLE_UV_RUN_RUNTIME_ENV="0")
-    mutmut = [sys.executable, "-m", "mutmut"]
     start = datetime.datetime.now()
-    run = subprocess.run([*mutmut, "run", "--max-children", str(children)], cwd=work, env=env,
-                         capture_output=True, text=True)
-    listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *(names or [])],
+                         cwd=work, env=_env(work), capture_output=True, text=True)
+    seconds = round((datetime.datetime.now() - start).total_seconds())
+    return collect(work, module, seconds, names, log=f"exit {run.returncode}:\n{(run.stdout + run.stderr)[-2000:]}")
+
+
+def _env(work: Path) -> dict:
+    return dict(os.environ, PYTHONPATH=str(work / "mutants"), RAY_ENABLE_UV_RUN_RUNTIME_ENV="0")
+
+
+def collect(work: Path, module: str, seconds: int, names: list[str] | None = None, log: str = "") -> dict:
+    """The statuses mutmut recorded in the scratch copy `work`, sorted into killed, survived,
+    equivalent and other, with each survivor's diff (or each of `names`')."""
+    env = _env(work)
+    listing = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=env,
+                             capture_output=True, text=True)
     statuses = {m.group(1): m.group(2).strip() for m in map(STATUS.match, listing.stdout.splitlines()) if m}
+    if names is not None:
+        statuses = {k: v for k, v in statuses.items() if k in names}
     if not statuses or all(s == "not checked" for s in statuses.values()):
-        tail = (run.stdout + run.stderr)[-2000:]
-        raise SystemExit(f"{module}: mutmut produced no results (exit {run.returncode}):\n{tail}")
-    killed = sorted(k for k, s in statuses.items() if s in ("killed", "timeout"))
+        raise SystemExit(f"{module}: mutmut produced no results ({log})")
+    # a timeout counts as killed, except for a mutant known to be equivalent (its timeout is the
+    # CPU-time limit of a loaded machine: torch's threads spend CPU time faster than wall time)
+    killed = sorted(k for k, s in statuses.items() if s == "killed" or (s == "timeout" and k not in EQUIVALENT))
     # "no tests": no test of the module's files even reaches the mutant, which is a survivor too
-    lived = ("survived", "no tests")
-    survived = sorted(k for k, s in statuses.items() if s in lived and k not in EQUIVALENT)
+    lived = ("survived", "no tests", "timeout")
+    survived = sorted(k for k, s in statuses.items() if s in lived[:2] and k not in EQUIVALENT)
     equivalent = sorted(k for k, s in statuses.items() if s in lived and k in EQUIVALENT)
     other = sorted(k for k, s in statuses.items() if k not in {*killed, *survived, *equivalent})
-    diffs = {k: subprocess.run([*mutmut, "show", k], cwd=work, env=env, capture_output=True, text=True).stdout
-             for k in survived}
-    return {"module": module, "tests": tests, "killed": killed, "survived": survived, "equivalent": equivalent,
-            "other": {k: statuses[k] for k in other}, "survivor_diffs": diffs,
-            "seconds": round((datetime.datetime.now() - start).total_seconds())}
+    show = subprocess.run([sys.executable, "-c", SHOW], cwd=work, env=env, capture_output=True, text=True,
+                          input=json.dumps(survived if names is None else names))
+    if show.returncode:
+        raise SystemExit(f"{module}: mutmut show failed:\n{show.stderr[-2000:]}")
+    mutated = hashlib.sha256((work / module).read_bytes()).hexdigest()   # the copy's source, as mutated
+    tests = re.search(r"pytest_add_cli_args_test_selection = (.*)", (work / "pyproject.toml").read_text()).group(1)
+    return {"module": module, "source_sha256": mutated, "tests": json.loads(tests), "killed": killed,
+            "timeouts": sorted(k for k in killed if statuses[k] == "timeout"),
+            "survived": survived, "equivalent": equivalent, "other": {k: statuses[k] for k in other},
+            "survivor_diffs": json.loads(show.stdout.splitlines()[-1]), "seconds": seconds}
+
+
+def rerun_survivors(module: str, last: dict, scratch: Path, children: int) -> dict:
+    """The last full run with its survivors (and equivalents) re-tested against today's tests."""
+    if last.get("source_sha256", source_hash(module)) != source_hash(module):
+        raise SystemExit(f"{module} changed since its last full run: run it in full")
+    names = sorted({*last["survived"], *last["equivalent"]})
+    if not names:
+        return last
+    r = run_module(module, scratch, children, names)
+    def body(diff: str) -> str:   # the diff without its "# name: status" line
+        return diff.split("\n", 1)[1]
+
+    changed = [k for k in last["survived"] if body(r["survivor_diffs"][k]) != body(last["survivor_diffs"][k])]
+    if changed:
+        raise SystemExit(f"{module}: {len(changed)} survivors are no longer the recorded mutants "
+                         f"(e.g. {changed[0]}): the source changed, run it in full")
+    killed = sorted({*last["killed"], *r["killed"]} - set(r["equivalent"]))
+    timeouts = sorted({*last.get("timeouts", []), *r["timeouts"]} & set(killed))
+    diffs = {k: r["survivor_diffs"][k] for k in r["survived"]}
+    other = {**{k: v for k, v in last["other"].items() if k not in names}, **r["other"]}   # e.g. never run
+    return {**r, "killed": killed, "timeouts": timeouts, "other": other, "survivor_diffs": diffs, "seconds": last["seconds"],
+            "survivor_rerun_seconds": r["seconds"]}
 
 
 def kill_rate(r: dict) -> float:
@@ -130,22 +292,27 @@ def kill_rate(r: dict) -> float:
 def write_report(results: dict[str, dict], command: str) -> None:
     """Replace the text between the report markers of docs/testing.md."""
     today = datetime.date.today().isoformat()
-    rows = ["| module | tests | mutants | killed | survived | equivalent | not run | kill rate | time |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| module | tests | mutants | killed | survived | equivalent | not run | kill rate | time | last run |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for module in MODULES:
         r = results.get(module)
         if r is None:
-            rows.append(f"| `{module}` | {', '.join(MODULES[module])} | not yet run | | | | | | |")
+            rows.append(f"| `{module}` | {', '.join(MODULES[module])} | not yet run | | | | | | | |")
             continue
         n = len(r["killed"]) + len(r["survived"]) + len(r["equivalent"]) + len(r["other"])
-        rows.append(f"| `{module}` | {', '.join(r['tests'])} | {n} | {len(r['killed'])} | {len(r['survived'])} | "
-                    f"{len(r['equivalent'])} | {len(r['other'])} | {kill_rate(r):.0%} | {r['seconds']} s |")
+        t = len(r.get("timeouts", [])) + r.get("timeouts_not_named", 0)
+        killed = f"{len(r['killed'])}" + (f" ({t} by timeout)" if t else "")
+        rows.append(f"| `{module}` | {', '.join(r['tests'])} | {n} | {killed} | {len(r['survived'])} | "
+                    f"{len(r['equivalent'])} | {len(r['other'])} | {kill_rate(r):.0%} | {r['seconds']} s | "
+                    f"{r.get('last_run', 'earlier, full')} |")
     done = [r for r in results.values()]
     k = sum(len(r["killed"]) for r in done)
     s = sum(len(r["survived"]) for r in done)
     lines = [f"Last run: {today}, `{command}` (mutmut {_mutmut_version()}, {len(done)} of {len(MODULES)} modules).",
              "", *rows, "",
-             f"Over the modules run: {k} killed of {k + s} non-equivalent mutants ({k / max(k + s, 1):.1%}).", ""]
+             f"Over the modules run: {k} killed of {k + s} non-equivalent mutants ({k / max(k + s, 1):.1%})"
+             + (f"; {o} mutants of partial runs not tested." if (o := sum(len(r["other"]) for r in done)) else "."),
+             ""]
     equivalents = [(name, EQUIVALENT[name]) for r in done for name in r["equivalent"]]
     if equivalents:
         lines += ["Equivalent mutants (survive by construction):", ""]
@@ -170,21 +337,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to run (default: all of MODULES)")
     parser.add_argument("--scratch", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "dataengine-mutation")
-    parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--children", type=int, default=1, help="mutants tested at once")
+    parser.add_argument("--survivors", action="store_true", help="re-test only the last run's survivors")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         print(f"not a mutation module: {', '.join(unknown)} (see MODULES in tests/mutation.py)", file=sys.stderr)
         return 2
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    for module in args.modules or list(MODULES):
+    modules = args.modules or [m for m in MODULES if m in results or not args.survivors]
+    never = [m for m in modules if args.survivors and m not in results]
+    if never:
+        print(f"no earlier run to take survivors from: {', '.join(never)}", file=sys.stderr)
+        return 2
+    for module in modules:
         print(f"mutation: {module} against {', '.join(MODULES[module])}", flush=True)
-        r = run_module(module, args.scratch, args.children)
+        r = (rerun_survivors(module, results[module], args.scratch, args.children) if args.survivors
+             else run_module(module, args.scratch, args.children))
         print(f"  {len(r['killed'])} killed, {len(r['survived'])} survived, {len(r['equivalent'])} equivalent "
               f"({kill_rate(r):.0%}) in {r['seconds']} s", flush=True)
+        r["last_run"] = f"{datetime.date.today().isoformat()}, {'survivors re-tested' if args.survivors else 'full'}"
         results[module] = r
         RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    write_report(results, "make mutation" + (f" MODULES='{' '.join(args.modules)}'" if args.modules else ""))
+    command = "make mutation" + (" MUTATION_ARGS=--survivors" if args.survivors else "")
+    write_report(results, command + (f" MODULES='{' '.join(args.modules)}'" if args.modules else ""))
     return 0
 
 
