@@ -27,6 +27,7 @@ from dataengine.job import JobConfig, run_job
 from dataengine.validate import validate_root
 
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "demo.yaml"
+MAX_NEW_TOKENS = 112
 
 
 class Steps:
@@ -128,13 +129,17 @@ def run_demo(out: Path, report: Path, workers: int, datasets: list[str] | None, 
           "--out", str(out / "run"), "--no-progress"], out / "logs" / "train.log")
     steps(f"evaluating on the seen and unseen groups, fine-tuned vs zero-shot, {limit} samples each "
           "(log: logs/eval.log)")
+    # 112 new tokens: a 6-waypoint trajectory is ~90 bytes, one token a byte for the tiny model
+    # (the benchmarks' own caps, up to 512, would let the random zero-shot model babble for minutes)
     _run([py, "-m", "eval", "--run", str(out / "run"), "--compare", "--benchmarks", "seen", "unseen",
-          "--shards", str(shards), "--out", str(out / "eval"), "--limit", str(limit), "--max-new-tokens", "24"],
-         out / "logs" / "eval.log")
+          "--shards", str(shards), "--out", str(out / "eval"), "--limit", str(limit),
+          "--max-new-tokens", str(MAX_NEW_TOKENS)], out / "logs" / "eval.log")
     steps(f"writing the report: {report / 'index.html'}")
-    from demo.report import write_report
+    from demo.report import loss_summary, verdict_lines, write_report
 
     write_report(out, report)
+    print("    " + loss_summary(out / "run"))
+    print("    " + "\n    ".join(verdict_lines(out / "eval")))
     print(f"demo done in {time.perf_counter() - steps.start:.0f} s: open {report / 'index.html'}")
 
 

@@ -100,12 +100,61 @@ def _evaluation(out: Path, report: Path) -> str:
     for name in ("report.html", "report.md", "report.json", "groups.png", "comparison.png"):
         if (out / "eval" / name).exists():
             shutil.copy(out / "eval" / name, report / "eval" / name)
+    parts.append(_verdicts(out / "eval" / "report.json"))
     parts.append('<p><a href="eval/report.html">full evaluation report</a> &middot; '
-                 '<a href="eval/report.md">report.md</a></p>')
+                 '<a href="eval/report.md">report.md</a> &middot; <a href="eval/report.json">report.json</a></p>')
     for name in ("groups.png", "comparison.png"):
         if (report / "eval" / name).exists():
             parts.append(f'<img src="eval/{name}" width="900">')
     return "".join(parts)
+
+
+def _verdicts(path: Path) -> str:
+    """Per seen and unseen benchmark: zero-shot vs fine-tuned, the difference, its direction
+    and whether fine-tuning improved it (eval/verdict.py, from report.json)."""
+    from eval import verdict
+
+    if not path.is_file():
+        return "<p><b>no evaluation report</b></p>"
+    data = json.loads(path.read_text())
+    head, body = verdict.table_rows(data)
+    if not body:
+        return ""
+    said = "".join(f"<li><b>{html.escape(line)}</b></li>" for line in verdict.summary(data))
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<ul>{said}</ul><table><tr>{th}</tr>{trs}</table>"
+
+
+def loss_summary(run: Path) -> str:
+    """The run's training loss at the first step, at the last, and over the last five steps
+    (one batch is noisy), from metrics.jsonl; "" without two steps."""
+    metrics = run / "metrics.jsonl"
+    rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()] if metrics.is_file() else []
+    train = [r["train/loss"] for r in rows if "train/loss" in r]
+    if len(train) < 2:
+        return ""
+    tail = train[-5:]
+    mean = sum(tail) / len(tail)
+    return (f"training loss over the run ({len(train)} optimizer steps): {train[0]:.3g} at the first step, "
+            f"{train[-1]:.3g} at the last, {mean:.3g} over the last {len(tail)}: {100 * mean / train[0]:.0f}% "
+            "of the start")
+
+
+def verdict_lines(eval_dir: Path) -> list[str]:
+    """The evaluation's per-group sentences and verdict table as text lines (for the terminal)."""
+    from eval import verdict
+
+    path = eval_dir / "report.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    head, body = verdict.table_rows(data)
+    if not body:
+        return []
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    table = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *body]]
+    return verdict.summary(data) + table
 
 
 def _sample(shards: Path, report: Path) -> str:
@@ -138,11 +187,14 @@ def write_report(demo: Path, report: Path) -> Path:
         ("Curriculum plan", "curricula/demo.yaml planned against these shards.",
          f'<pre>{html.escape((demo / "plan.txt").read_text())}</pre>'),
         ("Training", "The tiny model through every stage with DeepSpeed on CPU (TensorBoard events in run/tb).",
-         per_stage + '<img src="training.png" width="900">'),
-        ("Evaluation", "Seen and unseen benchmarks, fine-tuned against zero-shot prompting. The demo's model is "
-         "tiny and random: these numbers prove the plumbing (prediction, parsing, the official metrics, "
-         "contamination marks), not driving skill. n/c = not computed (e.g. judged metrics without a judge, "
-         "or no parseable trajectory).",
+         f"<p><b>{html.escape(loss_summary(demo / 'run'))}</b></p>{per_stage}"
+         '<img src="training.png" width="900">'),
+        ("Evaluation", "Seen and unseen benchmarks, the fine-tuned tiny model against the random one it started "
+         "from (zero-shot), on a few samples each. The fixtures' answers follow from their inputs (trajectories "
+         "from the ego state and command in the prompt, closed choices from the pictures or the question), so "
+         "a model that learns them scores; a score here is not driving skill. The figures are the metrics' own, "
+         "on what this run's model wrote; `not computed`: a judged metric without a judge, or nothing "
+         "scoreable (no parseable trajectory), and a metric only the fine-tuned model computes counts as better.",
          _evaluation(demo, report)),
     ]
     body = "".join(f"<section><h2>{t}</h2><p class=note>{n}</p>{c}</section>" for t, n, c in sections)

@@ -8,7 +8,8 @@ metrics per group, one panel per benchmark, one bar per variant; and, with two v
 `comparison.png`, the symmetric relative change 200(b-a)/(|a|+|b|) from the first to the
 last variant per headline metric (bounded where a baseline is near 0),
 signed so that right is better, coloured by group: "does fine-tuning help on what it
-never saw?" at a glance.
+never saw?" at a glance. With two variants or more, each benchmark also carries a
+`comparison` (eval/verdict.py): difference, direction and a verdict, first to last variant.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from eval import robustness
+from eval import robustness, verdict
 
 FORMAT = "eval-report/1"
 GROUP_COLOURS = {"seen": "#3b75af", "unseen": "#e1812c", "other": "#7f7f7f"}
@@ -42,6 +43,8 @@ def build(scores: dict[str, dict], groups: dict[str, str], contamination: dict, 
                      "headline": [{**h, "values": {v: _metric(b, h["metric"]) for v, b in per.items()}}
                                   for h in first.get("headline", [])],
                      "metrics": {v: b.get("metrics", {}) for v, b in per.items()}})
+        if len(variants) >= 2:  # first -> last variant (zero-shot -> fine-tuned), said plainly
+            rows[-1]["comparison"] = verdict.compare(rows[-1], variants[0], variants[-1])
     return {"format": FORMAT, "variants": variants,
             "models": {v: scores[v].get("model") for v in variants},
             "git_commit": next(iter(scores.values())).get("git_commit", "") if scores else "",
@@ -112,6 +115,10 @@ def markdown(report: dict, plots: list[str]) -> str:
     for v, m in report["models"].items():
         lines.append(f"- **{v}**: {m.get('label') if m else 'no predictions'}")
     lines += ["", "## Seen vs unseen", "", table(*_summary_rows(report)), ""]
+    head, body = verdict.table_rows(report)
+    if body:
+        lines += [f"## {head[3]} vs {head[4]}", ""] + [f"- {x}" for x in verdict.summary(report)] + [
+            "", table(head, body), ""]
     lines += [f"![{p}]({p})" for p in plots] + [""]
     lines += robustness.markdown_rows(report)
     for b in report["benchmarks"]:
@@ -152,7 +159,16 @@ def page(report: dict, plot_paths: list[Path]) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title><style>{style}</style>"
             f"</head><body><h1>Evaluation report</h1><p>Commit {html.escape(report['git_commit'] or 'unknown')}. "
             f"Contamination basis: {html.escape(report['contamination_basis'])}.</p><ul>{models}</ul>"
-            f"<h2>Seen vs unseen</h2>{_html_table(*_summary_rows(report))}{imgs}{sections}</body></html>\n")
+            f"<h2>Seen vs unseen</h2>{_html_table(*_summary_rows(report))}{_html_verdict(report)}{imgs}{sections}"
+            "</body></html>\n")
+
+
+def _html_verdict(report: dict) -> str:
+    head, body = verdict.table_rows(report)
+    if not body:
+        return ""
+    items = "".join(f"<li>{html.escape(x)}</li>" for x in verdict.summary(report))
+    return f"<h2>{html.escape(head[3])} vs {html.escape(head[4])}</h2><ul>{items}</ul>{_html_table(head, body)}"
 
 
 def _panels(report: dict) -> list[tuple[dict, dict]]:

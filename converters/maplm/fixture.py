@@ -5,7 +5,8 @@ folder per frame (`FR<n>/photo_forward.jpg`, `FR<n>/point_cloud_bev.jpg`). `mapl
 beside them is the test frames in the format of `baseline/evaluation/maplm_test.json`
 (intro exchange, four closed-choice questions with inline options, answers "The answer is
 X.", and on some frames the lane description). Front photos are portrait like MAPLM's
-panoramic shots; BEV images are square. Deterministic.
+panoramic shots; BEV images are square. A frame's answers follow from what its pictures
+show (see KINDS). Deterministic.
 """
 from __future__ import annotations
 
@@ -38,8 +39,20 @@ DESCRIBE = "Describe the lane attribute in the current road."
 SPLIT_SIZES = (("train", 4), ("val", 2), ("test", 3))
 
 
+# A frame's kind decides its answers (index per question) and shows in both its pictures, so
+# the answers are learnable from the images: a plain city road, or a construction zone (orange
+# barriers across the road: worn marks, a third lane, a crossroad).
+KINDS = ((0, 0, 1, 0), (1, 1, 2, 1))
+BARRIER = (255, 140, 0)
+
+
 def _answers(n: int) -> list[int]:
-    return [(n * 7 + k * 3) % len(choices) for k, (_q, _l, choices) in enumerate(QUESTIONS)]
+    return list(KINDS[n % len(KINDS)])
+
+
+def _barriers(n: int, width: int, height: int) -> list[tuple[list[float], tuple[int, int, int]]]:
+    """The construction zone's orange block across the lower half, on construction frames."""
+    return [([0.1 * width, 0.55 * height, 0.9 * width, 0.9 * height], BARRIER)] if n % len(KINDS) else []
 
 
 def _llava_record(frame: str, answers: list[int]) -> dict:
@@ -71,8 +84,8 @@ def make_maplm_root(out: Path, seed: int = 0) -> Path:
             n += 1
             frame = f"FR{n}"
             (out / frame).mkdir(exist_ok=True)
-            (out / frame / FRONT).write_bytes(render_jpeg(rng, 240, 320, f"{frame} front", 85))
-            (out / frame / BEV).write_bytes(render_jpeg(rng, 256, 256, f"{frame} BEV", 85))
+            (out / frame / FRONT).write_bytes(render_jpeg(rng, 240, 320, f"{frame} front", 85, _barriers(n, 240, 320)))
+            (out / frame / BEV).write_bytes(render_jpeg(rng, 256, 256, f"{frame} BEV", 85, _barriers(n, 256, 256)))
             answers = _answers(n)
             problems[frame] = {"image": f"{frame}/{FRONT}", "qa": [
                 {"task": "closed choice", "question": q, "choices": [f"{x}." for x in c], "answer": a}

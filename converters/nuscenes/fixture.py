@@ -1,9 +1,11 @@
 """A small nuScenes dataroot in the real format: 13 tables, camera JPEGs, map PNGs.
 
 The tables follow the devkit's schema with consistent tokens, so `nuscenes.NuScenes`
-loads the result. Each scene drives a different path (straight, left turn, right turn,
-slowing down) so commands, speeds and trajectories vary; parked and moving objects sit
-around the route so boxes project into several cameras. Deterministic for a given seed.
+loads the result. Each split's scenes cycle through four paths (straight, left turn, right
+turn, slowing down) so commands, speeds and trajectories vary, and val repeats train's first
+ones: a trajectory follows from the ego state and command the planning prompt states, so a
+model can learn it. Parked and moving objects sit around the route so boxes project into
+several cameras. Deterministic for a given seed.
 """
 from __future__ import annotations
 
@@ -119,6 +121,7 @@ def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: 
     written = 0
     names = official_scene_names(version)
     wanted = names[0][: scenes_per_split[0]] + names[1][: scenes_per_split[1]]
+    n_train = len(names[0][: scenes_per_split[0]])
     t: dict[str, list] = {k: [] for k in ("category", "attribute", "visibility", "instance", "sensor",
                                           "calibrated_sensor", "ego_pose", "log", "scene", "sample",
                                           "sample_data", "sample_annotation", "map")}
@@ -154,7 +157,10 @@ def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: 
                        "rotation": yaw_to_quat(-math.pi / 2) if c == "LIDAR_TOP" else [1.0, 0.0, 0.0, 0.0],
                        "camera_intrinsic": []}
             t["calibrated_sensor"].append({"token": calib[c], "sensor_token": sensor_tok[c], **row})
-        manoeuvre = MANOEUVRES[si % len(MANOEUVRES)]
+        # each split cycles through the manoeuvres from the first: val drives what train drove,
+        # so a planner can learn val's trajectories from the ego state and command in the prompt
+        mi = (si if si < n_train else si - n_train) % len(MANOEUVRES)
+        manoeuvre = MANOEUVRES[mi]
         x0, y0, yaw0 = 400.0 + 300 * si, 1100.0 + 50 * si, rng.uniform(-math.pi, math.pi)
         t0 = 1533151603500000 + si * 100_000_000
         dt = 0.5
@@ -244,7 +250,7 @@ def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: 
                                   "last_annotation_token": anns[-1]})
         t["scene"].append({"token": scene_token, "log_token": log_token, "nbr_samples": keyframes,
                            "first_sample_token": sample_tokens[0], "last_sample_token": sample_tokens[-1],
-                           "name": scene_name, "description": f"fixture scene, manoeuvre {si % len(MANOEUVRES)}"})
+                           "name": scene_name, "description": f"fixture scene, manoeuvre {mi}"})
         if can_bus and si == 0:
             can_messages[scene_name] = [
                 {"utime": t0 + int(j * 0.02 * 1e6), "vel": [manoeuvre[1] + manoeuvre[2] * j * 0.02, 0.0, 0.0],

@@ -259,3 +259,33 @@ def test_real_qa_subset_every_question_accounted(real_samples, tmp_path, ray_ses
     for s in written.values():
         if s["meta"]["question_type"] in ("SCN", "QLT", "INT"):
             assert s["meta"]["options"][s["meta"]["answer_index"]] == s["meta"]["answer"] + "."
+
+
+def test_repeated_frames_and_questions_are_quarantined(tmp_path, src, ray_session):
+    """problems.json maps frame ids to frames: an id written twice is a second record that a
+    JSON parser would merge silently (the last winning); it is quarantined and the first entry
+    used. A question repeated word for word, answer included, within a frame is quarantined
+    too (MAPLM asks each once); records in = written + quarantined."""
+    root, out = tmp_path / "maplm", tmp_path / "out"
+    problems, splits = (json.loads((src / n).read_text()) for n in ("problems.json", "pid_splits.json"))
+    root.mkdir()
+    for frame in problems:
+        (root / frame).mkdir()
+        for name in (FRONT, BEV):
+            (root / frame / name).write_bytes((src / frame / name).read_bytes())
+    f0, f1 = splits["train"][:2]
+    problems[f1]["qa"].append(dict(problems[f1]["qa"][0]))
+    text = json.dumps(problems)
+    later = json.dumps({**problems[f0], "qa": problems[f0]["qa"][:1]})  # a second, different entry for f0
+    (root / "problems.json").write_text(text[:-1] + f', {json.dumps(f0)}: {later}' + "}")
+    (root / "pid_splits.json").write_text(json.dumps(splits))
+    convert("maplm", root, out)
+    validate_root(out)
+    n = len(problems[f1]["qa"]) - 1
+    assert quarantine(out, "train") == {
+        f"{f0}/repeat1": "duplicate frame: problems.json has this frame id again (its first entry is used)",
+        f"{f1}/{n}": "duplicate question: identical to question 0 of this frame"}
+    written = [s for s in samples(out, "train").values() if s["meta"]["maplm_frame"] == f0]
+    assert len(written) == len(problems[f0]["qa"]) == 4  # the first entry, not the one-question repeat
+    card = json.loads((out / "maplm" / "train" / "card.json").read_text())["counts"]
+    assert card["records_in"] == card["samples"] + card["quarantined"] == len(splits["train"]) * 4 + 2

@@ -42,16 +42,17 @@ def test_demo_plan_json_mixes_what_exists_and_warns_for_the_rest(demo_root, caps
     assert main(["plan", "demo", "--shards", str(demo_root), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     align, finetune = doc["stages"]
-    assert align["samples"] == 16 and align["sources"][0]["samples"] == 16
+    assert align["samples"] == 8 and align["sources"][0]["samples"] == 8
     drawn = {s["pattern"]: s["samples"] for s in finetune["sources"]}
-    assert drawn["nuscenes/train"] > 0 and drawn["drivelm/train"] > 0
+    planning = "nuscenes/train [planning.trajectory]"   # the task filter keeps agent motion out
+    assert drawn[planning] > 0 and drawn["drivelm/train"] > 0
     assert drawn["codalm/train"] == 0
-    assert finetune["tokens"] >= 200_000
+    assert finetune["samples"] == 256 == sum(drawn.values())
     assert sum(s["tokens"] for s in finetune["sources"]) == finetune["tokens"]
     missing = [w for w in finetune["warnings"] if "missing" in w]
     assert len(missing) == sum(1 for s in finetune["sources"] if not s["parts"]) >= 4
-    # weights 2:1 between nuscenes and drivelm (drivelm capped at 4 repeats of 8 samples)
-    assert drawn["drivelm/train"] <= 32
+    # weights 3:1 between nuscenes planning and drivelm, the only two present
+    assert abs(drawn[planning] - 3 * drawn["drivelm/train"]) <= 3
 
 
 def _audited_root(tmp_path):
