@@ -117,10 +117,12 @@ def run_demo(out: Path, report: Path, workers: int, datasets: list[str] | None, 
     except LeakageError as exc:  # shown, and marked in the evaluation report; the demo goes on
         print(f"    WARNING: {exc}")
     steps("planning the demo curriculum")
-    plan = subprocess.run([py, "-m", "curricula", "plan", "demo", "--shards", str(shards)],
+    # on the tiny model's exact lengths, as training plans them (the second call reads the cache)
+    plan = subprocess.run([py, "-m", "curricula", "plan", "demo", "--shards", str(shards), "--model", "tiny"],
                           capture_output=True, text=True, check=True)
     (out / "plan.txt").write_text(plan.stdout)
-    json_plan = subprocess.run([py, "-m", "curricula", "plan", "demo", "--shards", str(shards), "--json"],
+    json_plan = subprocess.run([py, "-m", "curricula", "plan", "demo", "--shards", str(shards), "--model", "tiny",
+                                "--json"],
                                capture_output=True, text=True, check=True)
     (out / "plan.json").write_text(json_plan.stdout)
     print("    " + "\n    ".join(plan.stdout.strip().splitlines()[:3]))
