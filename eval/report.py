@@ -212,8 +212,10 @@ def plot_groups(report: dict, path: Path) -> Path | None:
 
 
 def symmetric_change(a: float, b: float) -> float:
-    """200 (b - a) / (|a| + |b|): a relative change that stays within +-200 when a is near 0."""
-    return 0.0 if a == b else 200.0 * (b - a) / (abs(a) + abs(b))
+    """200 (b - a) / (|a| + |b|): a relative change that stays within +-200 when a is near 0;
+    0 where the verdict reads the two as the same (0 -> 3e-13 is dust, not +200)."""
+    same = verdict.direction(a, b, True) == verdict.SAME
+    return 0.0 if same else 200.0 * (b - a) / (abs(a) + abs(b))
 
 
 def plot_comparison(report: dict, path: Path) -> Path | None:

@@ -63,3 +63,8 @@ def test_one_variant_has_no_comparison():
     report = report_mod.build({"model": _scores({"qa": (1.0, 0.2)})}, {"qa": "seen"}, {"benchmarks": {}}, ["qa"])
     assert "comparison" not in report["benchmarks"][0]
     assert "vs" not in report_mod.markdown(report, []).split("## qa")[0].split("## Seen vs unseen")[1]
+
+
+def test_comparison_plot_draws_dust_as_no_change():
+    assert report_mod.symmetric_change(0.0, 2.6e-13) == 0.0 and report_mod.symmetric_change(1.0, 1.0) == 0.0
+    assert report_mod.symmetric_change(0.0, 0.5) == 200.0 and report_mod.symmetric_change(2.0, 1.0) == -200.0 / 3
