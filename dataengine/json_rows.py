@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import orjson
 
@@ -80,8 +80,3 @@ def _reason(data: bytes) -> str:
     except UnicodeDecodeError:
         return "not UTF-8"
     return "not an array"
-
-
-def stream_rows(path: Path, keep: Callable[[dict], bool], chunk_bytes: int = CHUNK_BYTES) -> list:
-    """The elements of the JSON array in `path` for which `keep` is true, in file order."""
-    return [row for row in iter_rows(path, chunk_bytes) if keep(row)]

@@ -111,19 +111,12 @@ def _evaluation(out: Path, report: Path) -> str:
 
 def _verdicts(path: Path) -> str:
     """Per seen and unseen benchmark: zero-shot vs fine-tuned, the difference, its direction
-    and whether fine-tuning improved it (eval/verdict.py, from report.json)."""
-    from eval import verdict
+    and whether fine-tuning improved it (the evaluation report's own section, from report.json)."""
+    from eval.report import html_verdict
 
     if not path.is_file():
         return "<p><b>no evaluation report</b></p>"
-    data = json.loads(path.read_text())
-    head, body = verdict.table_rows(data)
-    if not body:
-        return ""
-    said = "".join(f"<li><b>{html.escape(line)}</b></li>" for line in verdict.summary(data))
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
-    return f"<ul>{said}</ul><table><tr>{th}</tr>{trs}</table>"
+    return html_verdict(json.loads(path.read_text()))
 
 
 def loss_summary(run: Path) -> str:

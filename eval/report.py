@@ -159,11 +159,12 @@ def page(report: dict, plot_paths: list[Path]) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title><style>{style}</style>"
             f"</head><body><h1>Evaluation report</h1><p>Commit {html.escape(report['git_commit'] or 'unknown')}. "
             f"Contamination basis: {html.escape(report['contamination_basis'])}.</p><ul>{models}</ul>"
-            f"<h2>Seen vs unseen</h2>{_html_table(*_summary_rows(report))}{_html_verdict(report)}{imgs}{sections}"
+            f"<h2>Seen vs unseen</h2>{_html_table(*_summary_rows(report))}{html_verdict(report)}{imgs}{sections}"
             "</body></html>\n")
 
 
-def _html_verdict(report: dict) -> str:
+def html_verdict(report: dict) -> str:
+    """The zero-shot vs fine-tuned section: per-group sentences and the verdict table."""
     head, body = verdict.table_rows(report)
     if not body:
         return ""

@@ -7,7 +7,7 @@ import pytest
 
 from converters.nuscenes.tables import EGO_POSE_FIELDS, SAMPLE_DATA_FIELDS, NuScenesTables, PackedRows
 from dataengine.errors import UsageError
-from dataengine.json_rows import stream_rows
+from dataengine.json_rows import iter_rows
 
 
 def test_same_rows_as_a_whole_parse_at_every_chunk_size(tmp_path):
@@ -19,9 +19,9 @@ def test_same_rows_as_a_whole_parse_at_every_chunk_size(tmp_path):
     keep = lambda r: r["is_key_frame"]  # noqa: E731
     expected = [r for r in json.loads(path.read_text()) if keep(r)]
     for chunk in (1, 2, 7, 64, 1000, 1 << 20):  # every cut: inside values, gaps and commas
-        got = stream_rows(path, keep, chunk_bytes=chunk)
+        got = [r for r in iter_rows(path, chunk_bytes=chunk) if keep(r)]
         assert json.dumps(got) == json.dumps(expected)
-    assert math.isnan(stream_rows(path, lambda r: r["token"] == "t7")[0]["v"])
+    assert math.isnan(next(r for r in iter_rows(path) if r["token"] == "t7")["v"])
 
 
 @pytest.mark.parametrize("text", ['{"a": 1}', '[{"a": 1}, {"a": 2', '[{"a": 1}] x', "", '[{"a": 1},, {"a": 2}]',
@@ -30,7 +30,7 @@ def test_not_an_array_is_a_usage_error_naming_the_file(tmp_path, text):
     path = tmp_path / "bad.json"
     path.write_text(text)
     with pytest.raises(UsageError, match="bad.json"):
-        stream_rows(path, lambda r: True, chunk_bytes=4)
+        list(iter_rows(path, chunk_bytes=4))
 
 
 def test_packed_tables_hold_the_rows_as_parsed(nuscenes_root):
