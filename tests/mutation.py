@@ -71,8 +71,9 @@ MODULES: dict[str, list[str]] = {
                                   "tests/eval/test_omnidrive_mutants.py"],
     "eval/metrics/core.py": ["tests/eval/test_core_mutants.py", "tests/eval/test_grounding_mutants.py",
                              "tests/eval/test_omnidrive_mutants.py"],
-    "eval/metrics/judged.py": ["tests/eval/test_metrics.py", "tests/eval/test_judge.py"],
-    "eval/metrics/drivebench.py": ["tests/eval/test_drivebench_metrics.py"],
+    "eval/metrics/judged.py": ["tests/eval/test_judged_mutants.py"],
+    "eval/metrics/drivebench.py": ["tests/eval/test_drivebench_mutants.py",
+                                   "tests/eval/test_drivebench_metrics.py::test_preprocess_answer_matches_the_official_rule"],
 }
 
 # mutant name -> why no test can tell it from the original (reviewed by hand)
@@ -190,6 +191,18 @@ EQUIVALENT: dict[str, str] = {
     **{f"eval.metrics.nuinstruct.x_{f}__mutmut_{n}": "prediction and reference go through the same normalisation: "
        "upper or lower case, or another separator no word can hold, compares alike" for f, n in (
            ("_objects", 1), ("_objects", 2), ("_words", 2))},
+    **{f"curricula.loader.x{f}__mutmut_{n}": why for f, n, why in (
+        ("ǁCurriculumLoaderǁload_state_dict", 21, "`realized_mixture` reads None like {} (falsy): it recounts from "
+                                                  "the state, and `stage_batches` replaces it"),
+        *((("ǁCurriculumLoaderǁrealized_mixture", n, "the `or` is taken only when nothing was served: 0 / 1 and "
+            "0 / 2 are both 0") for n in (15, 20))),
+        *((("ǁCurriculumLoaderǁrealized_mixture", n, "`_served` holds every source of the stage (`_served_before` "
+            "keys all its rows' patterns): the `get` default is never read") for n in (35, 37, 38, 39))),
+        *((("ǁCurriculumLoaderǁ_batches", n, "the workers draw no random numbers (decoding is deterministic): "
+            "another fixed seed of the private generator changes no batch") for n in (10, 12))),
+    )},
+    "vlm.encode.x_video_as_frames__mutmut_38": "past the last group `next` gives None instead of 0: both are falsy, "
+                                              "so the placeholder is kept as written either way",
     "vlm.encode.xǁEncoderǁdummy__mutmut_22": "`image_tokens` reads `multi` as a truth value: None is False",
     "vlm.encode.xǁEncoderǁdummy__mutmut_33": "the black image's pixels hold one image: [:2] of a length-1 axis is [:1]",
     "vlm.encode.x__add_dummy__mutmut_23": "a dummy image is added only to a batch without images: the first "
@@ -200,6 +213,28 @@ EQUIVALENT: dict[str, str] = {
        "replace finds none" for n in (25, 26)},
     **{f"eval.metrics.text.x_ptb_tokenize__mutmut_{n}": "Python's codec names ignore case: 'UTF-8' is 'utf-8'"
        for n in (40, 47)},
+    **{f"eval.metrics.drivelm.x__norm__mutmut_{n}": "prediction and reference go through the same "
+       "normalisation, and lower-cased text holds no 'X': another join or strip set compares alike" for n in (4, 6)},
+    **{f"eval.metrics.drivelm.x__match__mutmut_{n}": "`judged_mean`'s not-computed entries always carry a note: "
+       "the default is never read" for n in (82, 84, 87)},
+    **{f"eval.metrics.drivelm.x_coordinates__mutmut_{n}": "a list of Python floats is a float64 array (an empty "
+       "one too) without dtype=float" for n in (14, 16)},
+    "eval.metrics.drivelm.x_coordinates__mutmut_18": "numpy reads any negative size in reshape as 'the rest': "
+                                                     "(-2, 2) is (-1, 2)",
+    **{f"eval.metrics.drivelm.x_frame_qas__mutmut_{n}": "`raw_answer` reads a None marker as no marker"
+       for n in (8, 10)},
+    **{f"eval.metrics.captions.x_answers__mutmut_{n}": "`extract_answer` reads a None marker as no marker"
+       for n in (3, 5)},
+    **{f"eval.metrics.captions.x_lingo_judge_scores__mutmut_{n}": "the classifier's logits are (references, 1): "
+       "squeezing axis 1, or axis 0 (a no-op or the same single row), leaves the same numbers for max"
+       for n in (34, 35)},
+    **{f"eval.metrics.drivebench.x_{f}__mutmut_{n}": "Python's codec names ignore case, and encoding=None is "
+       "UTF-8 here (PEP 538/540 coerce even the C locale; no other locale is installed)" for f, n in (
+           ("official_prompts", 3), ("official_prompts", 6), ("parse_official_predictions", 3),
+           ("parse_official_predictions", 6))},
+    **{f"eval.metrics.drivebench.x_score_items__mutmut_{n}": "`missing`'s n defaults to 0" for n in (76, 105)},
+    **{f"eval.metrics.judged.x__by_super_class__mutmut_{n}": "a row without category_name is miscellaneous "
+       "either way: '', 'None' and 'XXXX' hold no super-class word" for n in (12, 14, 21)},
 }
 
 STATUS = re.compile(r"^\s+(\S+): (.+)$")
@@ -259,7 +294,10 @@ def run_module(module: str, scratch: Path, children: int, names: list[str] | Non
 
 
 def _env(work: Path) -> dict:
-    return dict(os.environ, PYTHONPATH=str(work / "mutants"), RAY_ENABLE_UV_RUN_RUNTIME_ENV="0")
+    """One OpenMP thread: mutmut forks a child per mutant from a process whose torch already ran
+    parallel kernels, and the child's first parallel kernel (a large resize, a model forward)
+    then blocks on a futex forever; the mutant, often a survivor, would count as killed by timeout."""
+    return dict(os.environ, PYTHONPATH=str(work / "mutants"), RAY_ENABLE_UV_RUN_RUNTIME_ENV="0", OMP_NUM_THREADS="1")
 
 
 def collect(work: Path, module: str, seconds: int, names: list[str] | None = None, log: str = "") -> dict:
