@@ -16,6 +16,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from dataengine import SCHEMA_VERSION
@@ -38,14 +39,20 @@ def sample_json(sample: dict) -> bytes:
 
 
 def _reject_non_finite(value, sample_id: str, where: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"sample {sample_id}: {where or 'value'} is {value}, not a finite number")
-    if isinstance(value, dict):
+    """Raise on the first NaN or infinity that orjson would write as null, by its path: a plain
+    or numpy float, or one in a dict, list, tuple or float array (walked as the lists its JSON
+    is, once numpy found a non-finite value in it: a finite array costs one vectorised check)."""
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise ValueError(f"sample {sample_id}: {where or 'value'} is {value}, not a finite number")
+    elif isinstance(value, dict):
         for k, v in value.items():
             _reject_non_finite(v, sample_id, f"{where}.{k}" if where else str(k))
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             _reject_non_finite(v, sample_id, f"{where}[{i}]")
+    elif isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+        _reject_non_finite(value.tolist(), sample_id, where)
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:

@@ -253,6 +253,32 @@ def test_non_finite_numbers_are_refused_by_path(sample, message):
         sample_json(sample)
 
 
+@pytest.mark.parametrize("sample, message", [
+    ({"id": "x", "a": np.array([1.0, float("nan")])}, "sample x: a[1] is nan, not a finite number"),
+    ({"id": "s3", "ego": {"history_xy": np.array([[0.0, 0.5], [1.0, -np.inf]], dtype=np.float32)}},
+     "sample s3: ego.history_xy[1][1] is -inf, not a finite number"),
+    ({"id": "s4", "objects": [{"box": np.array([np.nan], dtype=np.float16)}]},
+     "sample s4: objects[0].box[0] is nan, not a finite number"),
+    # the first in row-major order, as the JSON lists it: [0][1][0] comes before [1][0][0]
+    ({"id": "s5", "m": np.array([[[1.0, 2.0], [np.inf, 3.0]], [[np.nan, 4.0], [5.0, 6.0]]])},
+     "sample s5: m[0][1][0] is inf, not a finite number"),
+    ({"id": "s6", "v": np.float32("inf")}, "sample s6: v is inf, not a finite number"),
+    ({"id": "s7", "w": [np.float16("-inf")]}, "sample s7: w[0] is -inf, not a finite number"),
+])
+def test_non_finite_numbers_in_numpy_are_refused_by_path(sample, message):
+    """orjson writes a NaN or an infinity inside an array, or as a numpy float scalar, as null too
+    (docs/format.md: never written); the path is the one the JSON lists would have."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        sample_json(sample)
+
+
+def test_finite_numpy_values_beside_a_null_are_written():
+    """A null sends the sample through the check: finite float, int and bool arrays pass it."""
+    sample = {"id": "s", "n": None, "f": np.array([[0.5, -2.0]], dtype=np.float32), "i": np.array([3, -1]),
+              "b": np.array([True]), "h": np.float16(0.25)}
+    assert sample_json(sample) == b'{"b":[true],"f":[[0.5,-2.0]],"h":0.25,"i":[3,-1],"id":"s","n":null}'
+
+
 def test_a_bare_non_finite_value_is_named_value():
     with pytest.raises(ValueError, match="^sample s: value is nan, not a finite number$"):
         shards._reject_non_finite(float("nan"), "s", "")
