@@ -2,8 +2,9 @@
 
 Fixtures for every registered source in their raw formats (plus the real samples that have
 images when DATAENGINE_REAL_SAMPLES is set), conversion with one Ray instance, validation,
-dataset cards, the leakage audit, the demo curriculum's plan, training of the tiny model
-through every stage with DeepSpeed, evaluation on the seen and unseen groups (fine-tuned
+dataset cards, the leakage audit, a tiny random model whose tokenizer is learned from the
+training splits (`python -m vlm.make_tiny`), the demo curriculum's plan, training of that
+model through every stage with DeepSpeed, evaluation on the seen and unseen groups (fine-tuned
 against zero-shot), and `reports/demo/index.html` linking all of it. Each step says what it
 does and how far along the demo is. Plan, training and evaluation run through their own
 command lines, exactly as a user would type them.
@@ -101,7 +102,7 @@ def run_demo(out: Path, report: Path, workers: int, datasets: list[str] | None, 
     (out / "logs").mkdir(parents=True)
     names = [n for n in registry() if not datasets or n in datasets]
     real = Path(os.environ["DATAENGINE_REAL_SAMPLES"]) if os.environ.get("DATAENGINE_REAL_SAMPLES") else None
-    steps = Steps(len(names) + 7 + (real is not None))
+    steps = Steps(len(names) + 8 + (real is not None))
     convert_all(out, workers, steps, names, real)
     shards = out / "shards"
     steps("validating every shard against its manifest")
@@ -116,22 +117,26 @@ def run_demo(out: Path, report: Path, workers: int, datasets: list[str] | None, 
         audit(AuditConfig(root=shards))
     except LeakageError as exc:  # shown, and marked in the evaluation report; the demo goes on
         print(f"    WARNING: {exc}")
+    model = out / "model"
+    steps(f"building the tiny model, its tokenizer learned from the training splits' text: {model}")
+    _run([py, "-m", "vlm.make_tiny", "--shards", str(shards), "--out", str(model)], out / "logs" / "model.log")
+    print("    " + (out / "logs" / "model.log").read_text().strip().splitlines()[-1])
     steps("planning the demo curriculum")
-    # on the tiny model's exact lengths, as training plans them (the second call reads the cache)
-    plan = subprocess.run([py, "-m", "curricula", "plan", "demo", "--shards", str(shards), "--model", "tiny"],
+    # on the model's exact lengths, as training plans them (the second call reads the cache)
+    plan = subprocess.run([py, "-m", "curricula", "plan", "demo", "--shards", str(shards), "--model", str(model)],
                           capture_output=True, text=True, check=True)
     (out / "plan.txt").write_text(plan.stdout)
-    json_plan = subprocess.run([py, "-m", "curricula", "plan", "demo", "--shards", str(shards), "--model", "tiny",
-                                "--json"],
+    json_plan = subprocess.run([py, "-m", "curricula", "plan", "demo", "--shards", str(shards), "--model",
+                                str(model), "--json"],
                                capture_output=True, text=True, check=True)
     (out / "plan.json").write_text(json_plan.stdout)
     print("    " + "\n    ".join(plan.stdout.strip().splitlines()[:3]))
     steps("training the tiny model through every stage with DeepSpeed on CPU (log: logs/train.log)")
-    _run([py, "-m", "train", "--curriculum", "demo", "--model", "tiny", "--shards", str(shards),
+    _run([py, "-m", "train", "--curriculum", "demo", "--model", str(model), "--shards", str(shards),
           "--out", str(out / "run"), "--no-progress"], out / "logs" / "train.log")
     steps(f"evaluating on the seen and unseen groups, fine-tuned vs zero-shot, {limit} samples each "
           "(log: logs/eval.log)")
-    # 112 new tokens: a 6-waypoint trajectory is ~90 bytes, one token a byte for the tiny model
+    # 112 new tokens: a 6-waypoint trajectory is 76 of the demo model's tokens (digits one by one)
     # (the benchmarks' own caps, up to 512, would let the random zero-shot model babble for minutes)
     _run([py, "-m", "eval", "--run", str(out / "run"), "--compare", "--benchmarks", "seen", "unseen",
           "--shards", str(shards), "--out", str(out / "eval"), "--limit", str(limit),

@@ -232,29 +232,40 @@ def plot_comparison(report: dict, path: Path) -> Path | None:
     items = []
     for b, h in _panels(report):
         a, z = h["values"].get(vs[0]), h["values"].get(vs[-1])
-        if a is None or z is None:
+        if a is None and z is None:
             continue
-        change = symmetric_change(a, z)
         mark = " (CONTAMINATED)" if b["contamination"].get("contaminated") else ""
-        signed = change if h["higher_is_better"] else -change
-        items.append((f"{b['benchmark']}{mark}: {h['metric']}", signed, b["group"], f"{a:.3g} → {z:.3g}"))
+        if a is None or z is None:   # scoreable on one side only: the verdict's better (or worse), hatched
+            signed, hatch = (200.0 if a is None else -200.0), "//"
+        else:
+            change = symmetric_change(a, z)
+            signed, hatch = (change if h["higher_is_better"] else -change), ""
+        items.append((f"{b['benchmark']}{mark}: {h['metric']}", signed, b["group"],
+                      f"{_short(a)} → {_short(z)}", hatch))
     if not items:
         return None
     items.sort(key=lambda x: (x[2] != "seen", x[2], x[0]))
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(items) + 1.5))
-    ax.barh(range(len(items)), [x[1] for x in items], color=[GROUP_COLOURS.get(x[2], "grey") for x in items])
     for i, x in enumerate(items):
-        ax.text(x[1], i, f" {x[3]} ", va="center", ha="left" if x[1] >= 0 else "right", fontsize=7)
-    ax.set_xlim(-230, 230)
+        ax.barh(i, x[1], color=GROUP_COLOURS.get(x[2], "grey"), hatch=x[4], edgecolor="white" if x[4] else None)
+        # a bar's figures at its end, or just right of zero for a bar going left (clear of the labels)
+        ax.text(max(x[1], 0), i, f" {x[3]} ", va="center", ha="left", fontsize=7)
+    ax.set_xlim(-230, 370)                     # room right of the longest bar for its figures
+    ax.set_xticks([-200, -100, 0, 100, 200])
     ax.set_yticks(range(len(items)), [x[0] for x in items], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel(f"{vs[0]} (a) → {vs[-1]} (b): 200·(b−a)/(|a|+|b|), right = better")
+    ax.set_xlabel(f"{vs[0]} (a) → {vs[-1]} (b): 200·(b−a)/(|a|+|b|), right = better\n"
+                  "hatched: computed on one side only (counted as better, or worse)")
     ax.set_title("Does it generalize? blue = seen, orange = unseen", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
     return path
+
+
+def _short(v: float | None) -> str:
+    return "not computed" if v is None else f"{v:.3g}"
 
 
 def write(out: Path, scores: dict[str, dict], groups: dict[str, str], contamination: dict,

@@ -3,14 +3,20 @@
 Nothing is downloaded. The tokenizer is byte-level (every UTF-8 byte is a token, no merges),
 so it covers any text losslessly with a 261-entry vocabulary; its special tokens are the
 ChatML markers (`<|im_start|>`, `<|im_end|>`, as Qwen2-based LLaVA-OneVision uses) plus
-`<image>` and `<video>`. The model has the real architecture at toy sizes: a 2-layer
+`<image>` and `<video>`. `learned_tokenizer` adds BPE merges learned from a corpus (a few
+seconds, deterministic): a random model learns from several times fewer, word-sized tokens
+what it cannot learn from bytes in a CPU budget (`python -m vlm.make_tiny`, the demo's model).
+
+The model has the real architecture at toy sizes: a 2-layer
 SigLIP-like vision tower on 28x28 crops (2x2 patches of 14 px), the 2-layer MLP projector, a
 2-layer Llama language model. A step takes milliseconds on a CPU.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     LlamaConfig,
     LlavaNextConfig,
@@ -37,6 +43,25 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(list(SPECIALS))
+    return _fast(tok)
+
+
+def learned_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE learned from `texts`: the 256 bytes (so any text still encodes), the
+    specials, then merges up to `vocab_size`. Pre-tokenized as Qwen2's is: words, and every
+    digit its own token, so numbers are spelled digit by digit as the real model sees them.
+    The same texts give the same tokenizer, byte for byte."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return _fast(tok)
+
+
+def _fast(tok: Tokenizer) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS,
                                    extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
                                    model_max_length=8192)

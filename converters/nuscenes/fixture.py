@@ -2,9 +2,9 @@
 
 The tables follow the devkit's schema with consistent tokens, so `nuscenes.NuScenes`
 loads the result. Each split's scenes cycle through four paths (straight, left turn, right
-turn, slowing down) so commands, speeds and trajectories vary, and val repeats train's first
-ones: a trajectory follows from the ego state and command the planning prompt states, so a
-model can learn it. Parked and moving objects sit around the route so boxes project into
+turn, slowing down) so commands, speeds and trajectories vary, and val drives train's first
+ones 1 m/s slower: a trajectory follows from the ego state and command the planning prompt
+states, so a model can learn it, and val's are not train's. Parked and moving objects sit around the route so boxes project into
 several cameras. Deterministic for a given seed.
 """
 from __future__ import annotations
@@ -44,6 +44,7 @@ MAPS = {"singapore-onenorth": "53992ee3023e5494b90c316c183be829",
         "boston-seaport": "36092f0b03a857c6a3403e25b4b7aab3"}
 # (yaw rate rad/s, start speed m/s, accel m/s^2): straight, left, right, braking
 MANOEUVRES = ((0.0, 8.0, 0.0), (0.16, 7.0, 0.0), (-0.16, 7.0, 0.0), (0.0, 9.0, -1.2))
+VAL_SLOWER_MPS = 1.0
 
 
 def token(*parts) -> str:
@@ -157,10 +158,13 @@ def make_nuscenes_root(out: Path, version: str = "v1.0-mini", scenes_per_split: 
                        "rotation": yaw_to_quat(-math.pi / 2) if c == "LIDAR_TOP" else [1.0, 0.0, 0.0, 0.0],
                        "camera_intrinsic": []}
             t["calibrated_sensor"].append({"token": calib[c], "sensor_token": sensor_tok[c], **row})
-        # each split cycles through the manoeuvres from the first: val drives what train drove,
-        # so a planner can learn val's trajectories from the ego state and command in the prompt
+        # each split cycles through the manoeuvres from the first; val drives train's 1 m/s
+        # slower (straight at 7 m/s: a command train saw, at a speed train saw with another
+        # command), so a planner learns val's trajectories from the ego state and command in the
+        # prompt, but cannot recite a trajectory it has seen
         mi = (si if si < n_train else si - n_train) % len(MANOEUVRES)
-        manoeuvre = MANOEUVRES[mi]
+        yaw_rate, speed, accel = MANOEUVRES[mi]
+        manoeuvre = (yaw_rate, speed if si < n_train else speed - VAL_SLOWER_MPS, accel)
         x0, y0, yaw0 = 400.0 + 300 * si, 1100.0 + 50 * si, rng.uniform(-math.pi, math.pi)
         t0 = 1533151603500000 + si * 100_000_000
         dt = 0.5

@@ -47,7 +47,7 @@ def test_demo_plan_json_mixes_what_exists_and_warns_for_the_rest(demo_root, caps
     planning = "nuscenes/train [planning.trajectory]"   # the task filter keeps agent motion out
     assert drawn[planning] > 0 and drawn["drivelm/train"] > 0
     assert drawn["codalm/train"] == 0
-    assert finetune["samples"] == 256 == sum(drawn.values())
+    assert finetune["samples"] == 2048 == sum(drawn.values())
     assert sum(s["tokens"] for s in finetune["sources"]) == finetune["tokens"]
     missing = [w for w in finetune["warnings"] if "missing" in w]
     assert len(missing) == sum(1 for s in finetune["sources"] if not s["parts"]) >= 4
