@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 import torch
 from PIL import Image
 from vlm_helpers import Sample
@@ -35,8 +34,6 @@ def _sample(key: str, question: str, answer: str, image: Image.Image) -> Sample:
 def trajectory(speed: int) -> list[tuple[float, float]]:
     return [(speed * 0.5 * t, 0.0) for t in (1, 2, 3)]
 
-
-pytestmark = pytest.mark.slow  # two 80-step trainings: minutes on 2 CPU cores
 
 
 def dataset(seed: int) -> list[Sample]:
