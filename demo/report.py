@@ -179,13 +179,15 @@ def write_report(demo: Path, report: Path) -> Path:
          _audit(shards, report)),
         ("Curriculum plan", "curricula/demo.yaml planned against these shards.",
          f'<pre>{html.escape((demo / "plan.txt").read_text())}</pre>'),
-        ("Training", "The tiny model through every stage with DeepSpeed on CPU (TensorBoard events in run/tb).",
+        ("Training", "The tiny random model from `python -m vlm.make_tiny` (its BPE tokenizer learned from the "
+         "training splits' text) through every stage with DeepSpeed on CPU (TensorBoard events in run/tb).",
          f"<p><b>{html.escape(loss_summary(demo / 'run'))}</b></p>{per_stage}"
          '<img src="training.png" width="900">'),
         ("Evaluation", "Seen and unseen benchmarks, the fine-tuned tiny model against the random one it started "
          "from (zero-shot), on a few samples each. The fixtures' answers follow from their inputs (trajectories "
          "from the ego state and command in the prompt, closed choices from the pictures or the question), so "
-         "a model that learns them scores; a score here is not driving skill. The figures are the metrics' own, "
+         "a model that learns them scores; nuScenes val drives 1 m/s slower than train, so a trajectory cannot "
+         "be recited. A score here is not driving skill. The figures are the metrics' own, "
          "on what this run's model wrote; `not computed`: a judged metric without a judge, or nothing "
          "scoreable (no parseable trajectory), and a metric only the fine-tuned model computes counts as better.",
          _evaluation(demo, report)),
