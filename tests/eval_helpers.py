@@ -1,5 +1,5 @@
 """Test doubles for evaluation: a predictor that answers with the references (every metric at
-its best), one that answers a fixed text, and a stub OpenAI-compatible judge server."""
+its best), one that answers a fixed text, and a stub OpenAI-compatible judge server, and a judge answered by a function."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from dataengine.reader import DatasetReader
+from eval.judge import Judge, JudgeConfig
 from eval.predictor import Generation
 from eval.prompting import turns
 from vlm.vision import MediaDecoder
@@ -108,3 +109,15 @@ def drivelm_rows(preds):
            ("behavior", 0, "Predict the behavior of the ego vehicle.", "Going straight.")]
     return [row(p, [a], task=f"vqa.{g}", questions=[q], frame_id="nuscenes:f1", objects=OBJECTS,
                 meta={"qa_group": g, "qa_index": i}) for (g, i, q, a), p in zip(qas, preds)]
+
+
+class ScriptedJudge(Judge):
+    """A Judge whose endpoint answers `reply(user message)` (no HTTP)."""
+
+    def __init__(self, reply):
+        super().__init__(JudgeConfig("http://judge.test/v1", "m"))
+        self.reply, self.asked = reply, []
+
+    def _post(self, messages):
+        self.asked.append(messages)
+        return self.reply(messages[1]["content"])

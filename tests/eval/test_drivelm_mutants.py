@@ -3,9 +3,9 @@ test, the judge's 0-100 reply parser and the answer the exact match sees."""
 from __future__ import annotations
 
 import pytest
-from eval_helpers import T1, T2, drivelm_rows, row
+from eval_helpers import T1, T2, ScriptedJudge, drivelm_rows, row
 
-from eval.judge import Judge, JudgeConfig, template_record
+from eval.judge import template_record
 from eval.metrics.core import ScoreContext
 from eval.metrics.drivelm import (
     GPT_SYSTEM,
@@ -92,18 +92,6 @@ class FixedText:
     def score(self, corpora):
         self.calls.append(corpora)
         return {name: dict(self.SCORES) for name, (hyps, _) in corpora.items() if hyps}
-
-
-class ScriptedJudge(Judge):
-    """A Judge whose endpoint is a function of the user message (no HTTP)."""
-
-    def __init__(self, reply):
-        super().__init__(JudgeConfig("http://judge.test/v1", "m"))
-        self.reply, self.asked = reply, []
-
-    def _post(self, messages):
-        self.asked.append(messages)
-        return self.reply(messages[1]["content"])
 
 
 def qa(group, index, question="q", answer="a", prediction="p", tags=(), order=None):

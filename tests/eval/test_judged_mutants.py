@@ -4,23 +4,11 @@ with the regional per-super-class means (rules in eval/metrics/judged.py's docst
 from __future__ import annotations
 
 import pytest
-from eval_helpers import row
+from eval_helpers import ScriptedJudge, row
 
-from eval.judge import Judge, JudgeConfig, template_record
+from eval.judge import template_record
 from eval.metrics import ScoreContext
 from eval.metrics.judged import CODA_CRITERIA, CODA_SYSTEM, CODA_USER, judged_mean, rating_10, score_codalm, super_class
-
-
-class ScriptedJudge(Judge):
-    """A Judge whose endpoint answers `reply(user message)`."""
-
-    def __init__(self, reply):
-        super().__init__(JudgeConfig("http://judge.test/v1", "m"))
-        self.reply, self.asked = reply, []
-
-    def _post(self, messages):
-        self.asked.append(messages)
-        return self.reply(messages[1]["content"])
 
 
 @pytest.mark.parametrize("reply, rating", [
