@@ -300,6 +300,28 @@ def test_processed_fixture_converts(processed_out):
     assert first["meta"]["control_history"]["speed"] == [5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0]
 
 
+def test_processed_frames_from_another_folder_every_clip_accounted(processed_out, tmp_path, ray_session):
+    """Fixture twin of test_real_processed_test_set_converts: the frames in a folder of their own
+    (--bddx-frames-dir, as the demo ships them), the PNGs stored byte for byte from there, and
+    every item of the conversation file written or quarantined."""
+    root, default = processed_out
+    src, frames = tmp_path / "src", tmp_path / "demo_frames"
+    shutil.copytree(root, src, ignore=shutil.ignore_patterns("frames"))
+    shutil.copytree(root / "processed" / "frames", frames)
+    with pytest.raises(UsageError, match="no frames folder"):
+        BddxProcessedConverter(src).check_source()
+    out = tmp_path / "out"
+    convert("bddx_processed", src, out, BddxProcessedOptions(bddx_frames_dir=str(frames)))
+    items = json.loads((src / "processed" / "conversation_bddx_eval_v1.json").read_text())
+    counts = cards(out, "bddx_processed")["test"]["counts"]
+    assert counts["records_in"] == counts["samples"] + counts["quarantined"] == len(items) == 7
+    assert validate_root(out) == {"bddx_processed/test": 2}
+    assert quarantine(out, "bddx_processed") == quarantine(default, "bddx_processed")
+    stored = samples(out, "bddx_processed")[f"bddx_processed-{fx.V['v6']}-23662"]
+    for i, k in enumerate(fx.DEMO_FRAMES):
+        assert stored.media_bytes(i) == (frames / "1" / f"testing_{fx.V['v6']}_23662_{k}.png").read_bytes()
+
+
 def test_control_history_ignores_what_is_not_numbers():
     text = "Speed: [1.0, -2.5]\n Curvature: [nan, 1]\n Course: []"
     assert control_history(text) == {"speed": [1.0, -2.5]}

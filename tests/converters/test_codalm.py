@@ -124,6 +124,23 @@ def test_test_split_keeps_unanswered_questions(shards):
     assert all(s["meta"]["has_answer"] for s in samples(shards, "val").values())
 
 
+def test_test_split_regions_keep_box_and_category_without_answers(shards, src):
+    """Fixture twin of test_real_test_file_keeps_boxes_without_answers: a Test file's regions have
+    no text, yet each is a sample with the region's box ([x, y, w, h] -> xyxy) and category."""
+    got = samples(shards, "test")
+    expected = {}
+    for stem, data in annotations(src, "Test").items():
+        for key, region in data["region_perception"].items():
+            assert region["description and explanation"] == ""
+            x, y, w, h = region["box"]
+            expected[f"codalm-test-{stem}-region_{key}"] = (region["category_name"], [x, y, x + w, y + h])
+    assert len(expected) == 4 and len(got) == 2 * 2 + len(expected)
+    for key, (category, xyxy) in expected.items():
+        s = got[key]
+        assert s["conversations"][1]["content"] == "" and s["task"] == "vqa.regional_perception"
+        assert [(o["category"], o["box_2d"]) for o in s["objects"]] == [(category, [{"camera": "front", "xyxy": xyxy}])]
+
+
 def test_mini_is_the_val_split_only_without_val(tmp_path, src):
     root = tmp_path / "coda"
     (root / ANNOTATIONS / "Mini").mkdir(parents=True)

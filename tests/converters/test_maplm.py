@@ -228,6 +228,30 @@ def tiny_jpeg(color: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
+def test_llava_file_with_an_image_root_every_question_accounted(tmp_path, src, ray_session):
+    """Fixture twin of the real-file test below: the LLaVA QA file read with its images under
+    --maplm-image-root, the last frame's images absent: every exchange but the intro is a question,
+    each one written or quarantined for the missing photo; records in = written + quarantined."""
+    llava = json.loads((src / "maplm_test.json").read_text())
+    images = tmp_path / "images"
+    for record in llava[:-1]:
+        for rel in (record["image"], record["pointcloud"]):
+            (images / rel).parent.mkdir(parents=True, exist_ok=True)
+            (images / rel).write_bytes((src / rel).read_bytes())
+    out = tmp_path / "out"
+    convert("maplm", src / "maplm_test.json", out, MAPLMOptions(maplm_image_root=str(images)))
+    questions = [len(r["conversations"]) // 2 - 1 for r in llava]
+    assert questions == [5, 4, 5]  # 12, 10 and 12 turns: an intro exchange, 4 scored questions, 1 description
+    written, reasons = samples(out, "test"), quarantine(out, "test")
+    lost = llava[-1]["id"]
+    assert validate_root(out) == {"maplm/test": 5 + 4}
+    assert {s["meta"]["maplm_frame"] for s in written.values()} == {r["id"] for r in llava[:-1]}
+    assert len(reasons) == 5 and {k.split("/")[0] for k in reasons} == {lost}
+    assert set(reasons.values()) == {f"missing image {lost}/photo_forward.jpg (photo_forward)"}
+    card = json.loads((out / "maplm" / "test" / "card.json").read_text())["counts"]
+    assert card["records_in"] == card["samples"] + card["quarantined"] == sum(questions)
+
+
 def test_real_qa_subset_every_question_accounted(real_samples, tmp_path, ray_session):
     """The real conversations with generated images (MAPLM's images are not public); the last 10 frames
     have none, so their questions are quarantined."""

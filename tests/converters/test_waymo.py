@@ -14,6 +14,7 @@ from waymo_open_dataset import dataset_pb2
 from converters.waymo.converter import OPENCV_IN_WAYMO_CAMERA, WaymoConverter, WaymoOptions
 from converters.waymo.fixture import (
     DRIVES,
+    RIG,
     calibrations,
     context_name,
     make_waymo_v1,
@@ -196,6 +197,40 @@ def test_trajectories_resample_10hz_to_2hz_exactly(v1_shards):
                 want = {0.16: "turn_left", -0.16: "turn_right", 0.0: "go_straight"}[drive.yaw_rate]
                 assert sample["command"] == want
     assert checked > 300
+
+
+def test_v1_frame_poses_labels_and_location_are_the_protos(v1_root, v1_shards):
+    """Fixture twin of test_real_frame's pose, label and location checks: world_from_vehicle is
+    the frame pose; vehicle_at_capture is where the vehicle was when each camera fired (the
+    fixture's cameras fire 22-72 ms late, so it is the closed-form motion over that delay); one
+    laser object per laser label holding every projected label, one camera object per camera
+    label id holding every camera label; the location code named in the prompt."""
+    words = {"location_sf": "San Francisco", "location_phx": "Phoenix"}  # Waymo's stats.location codes
+    checked = 0
+    for index, split in ((1, "train"), (2, "val")):
+        drive = DRIVES[index]
+        frames = {f.timestamp_micros: f for f in _frames(v1_path(v1_root, index))}
+        for s in _read_all(v1_shards, split).values():
+            sample, meta = s.sample, s.sample["meta"]
+            if meta["segment"] != context_name(index):
+                continue
+            frame = frames[meta["timestamp_micros"]]
+            assert meta["world_from_vehicle"] == np.array(frame.pose.transform).reshape(4, 4).tolist()
+            t0 = (meta["timestamp_micros"] - 1_550_000_000_000_000 - 100_000_000 * index) / 1e6
+            for m in sample["media"]:
+                at_capture = np.array(meta["cameras"][m["source_camera"]]["vehicle_at_capture"])
+                delay = RIG[m["source_camera"]][7]
+                np.testing.assert_allclose(at_capture[:2, 3], _expected_offset(drive, t0, delay), atol=1e-4)
+                assert math.atan2(at_capture[1, 0], at_capture[0, 0]) == pytest.approx(drive.yaw_rate * delay, abs=1e-5)
+            laser = [o for o in sample["objects"] if o["label_source"] == "laser"]
+            camera = [o for o in sample["objects"] if o["label_source"] == "camera"]
+            assert len(laser) == len(frame.laser_labels) > 0
+            assert sum(len(o["box_2d"]) for o in laser) == sum(len(g.labels) for g in frame.projected_lidar_labels)
+            assert len(camera) == len({label.id for g in frame.camera_labels for label in g.labels}) > 0
+            assert sum(len(o["box_2d"]) for o in camera) == sum(len(g.labels) for g in frame.camera_labels)
+            assert meta["location"] == drive.location and words[drive.location] in sample["conversations"][0]["content"]
+            checked += 1
+    assert checked == 24  # 12 frames of each segment (60 frames, every 5th)
 
 
 def test_boxes_are_in_the_ego_frame(v1_shards):

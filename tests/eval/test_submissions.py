@@ -74,6 +74,26 @@ def test_unknown_reader_and_bad_reference_exit_2(tmp_path, capsys):
     assert set(READERS) >= {"lingoqa", "drivelm", "nuscenes_qa", "maplm", "bddx", "talk2car"}
 
 
+def test_lingoqa_first_references_as_predictions_match_every_question(tmp_path):
+    """Fixture twin of the real-file test below: each question answered with its first reference
+    (rows in file order, two per question) matches every question with no warning, and BLEU-4 is
+    1: a hypothesis equal to one reference has every n-gram precision 1 and, its length equal to
+    that reference's, no brevity penalty (Papineni et al. 2002)."""
+    refs = {f"q{i}": (f"s{i % 2}", [f"The ego car slows down for the {w} ahead.", f"It brakes for the {w}."])
+            for i, w in enumerate(("bus", "cyclist", "red light", "queue"))}
+    pq.write_table(pa.Table.from_pylist([
+        {"question_id": q, "segment_id": s, "images": [f"{s}/{k}.jpg" for k in range(5)], "question": "Why?",
+         "answer": a} for q, (s, answers) in refs.items() for a in answers]), tmp_path / "val.parquet")
+    lingo_csv(tmp_path / "p.csv", [(q, s, answers[0]) for q, (s, answers) in refs.items()])
+    sub = read_lingoqa(tmp_path / "p.csv", tmp_path / "val.parquet")
+    assert (sub.matched, sub.unanswered, sub.unmatched, sub.warnings) == (4, 0, 0, [])
+    assert [r["references"][0] for r in sub.rows] == [answers for _, answers in refs.values()]
+    assert main(["score", "lingoqa", "--predictions", str(tmp_path / "p.csv"), "--references",
+                 str(tmp_path / "val.parquet"), "--out", str(tmp_path / "D"), "--skip-meteor"]) == 0
+    scores = json.loads((tmp_path / "D" / "scores.json").read_text())["benchmarks"]["lingoqa"]
+    assert scores["samples"] == 4 and scores["metrics"]["bleu_4"]["value"] == pytest.approx(1.0, abs=1e-6)
+
+
 def test_real_lingoqa_val(tmp_path, real_samples):
     val = real_samples / "lingoqa" / "val.parquet"
     table = pq.read_table(val).to_pylist()
