@@ -46,15 +46,16 @@ shards: setup
 	  $(PY) -m dataengine validate $(SHARDS))
 
 # Fine-tune through a curriculum (re-running the same command resumes):
-#   make train                             the tiny model through curricula/demo.yaml on the demo fixtures
+#   make train                             the demo's tiny model (demo-out/model) through curricula/demo.yaml on the demo fixtures
 #   make train CURRICULUM=robotron_drive MODEL=/models/llava-ov SHARDS=shards RUN=runs/x NPROC=8 DS=zero3.json
 CURRICULUM ?= demo
 DS         ?= zero2.json
 NPROC      ?= 1
 TRAIN_SHARDS = $(if $(filter command line environment,$(origin SHARDS)),$(SHARDS),$(DEMO)/shards)
+TRAIN_MODEL  = $(if $(filter command line environment,$(origin MODEL)),$(MODEL),$(DEMO)/model)
 train: setup
 	$(if $(filter 1,$(NPROC)),$(PY) -m train,$(PY) -m torch.distributed.run --standalone --nproc_per_node $(NPROC) -m train) \
-	    --curriculum $(CURRICULUM) --model $(MODEL) --shards $(TRAIN_SHARDS) --out $(or $(RUN),runs/$(CURRICULUM)) \
+	    --curriculum $(CURRICULUM) --model $(TRAIN_MODEL) --shards $(TRAIN_SHARDS) --out $(or $(RUN),runs/$(CURRICULUM)) \
 	    --deepspeed-config $(DS)
 
 # Evaluate on seen and unseen benchmarks, write predictions, scores and the report:
