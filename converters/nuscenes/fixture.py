@@ -4,8 +4,8 @@ The tables follow the devkit's schema with consistent tokens, so `nuscenes.NuSce
 loads the result. Each split's scenes cycle through four paths (straight, left turn, right
 turn, slowing down) so commands, speeds and trajectories vary, and val drives train's first
 ones 1 m/s slower: a trajectory follows from the ego state and command the planning prompt
-states, so a model can learn it, and val's are not train's. Parked and moving objects sit around the route so boxes project into
-several cameras. Deterministic for a given seed.
+states, so a model can learn it, and val's are not train's. Parked and moving objects sit
+around the route so boxes project into several cameras. Deterministic for a given seed.
 """
 from __future__ import annotations
 
