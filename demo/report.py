@@ -154,7 +154,9 @@ def _sample(shards: Path, report: Path) -> str:
     from dataengine.reader import DatasetReader
     from dataengine.show import show
 
-    key = DatasetReader(shards, "nuscenes", "train").keys()[5]
+    # a planning sample with a past trajectory (the split also holds agent-motion samples)
+    planning = [s.key for s in DatasetReader(shards, "nuscenes", "train") if s.sample["task"] == "planning.trajectory"]
+    key = planning[5]
     text = show(shards, key, "robotron", report / "sample.png")
     return f"<p>key <code>{key}</code></p><pre>{html.escape(text)}</pre><img src=\"sample.png\" width=\"900\">"
 
