@@ -340,9 +340,7 @@ def main() -> int:
               "| first run's ratio | Ray start s (excluded) | driver RSS MB, start -> peak | peak worker RSS MB |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     table = header + report(r1, r4, args.workers)
-    machine = (f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
-               f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}, "
-               f"{args.workers} Ray workers")
+    machine = machine_line(args.workers)
     print(f"\nconversion benchmark ({machine})")
     print("\n".join(table))
     if not args.keep:

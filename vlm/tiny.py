@@ -7,9 +7,9 @@ ChatML markers (`<|im_start|>`, `<|im_end|>`, as Qwen2-based LLaVA-OneVision use
 seconds, deterministic): a random model learns from several times fewer, word-sized tokens
 what it cannot learn from bytes in a CPU budget (`python -m vlm.make_tiny`, the demo's model).
 
-The model has the real architecture at toy sizes: a 2-layer
-SigLIP-like vision tower on 28x28 crops (2x2 patches of 14 px), the 2-layer MLP projector, a
-2-layer Llama language model. A step takes milliseconds on a CPU.
+The model has the real architecture at toy sizes: a 2-layer SigLIP-like vision tower on
+28x28 crops (2x2 patches of 14 px), the 2-layer MLP projector, a 2-layer Llama language model.
+A step takes milliseconds on a CPU.
 """
 from __future__ import annotations
 

@@ -141,15 +141,21 @@ def test_text_helpers():
     assert question_type("Is it raining?") == ("OTHER", "vqa.road")
 
 
-# --- bad input ---------------------------------------------------------------------------------------
-def test_official_bad_records_are_quarantined(tmp_path, src, ray_session):
-    root, out = tmp_path / "maplm", tmp_path / "out"
+def copy_official(src: Path, root: Path) -> tuple[dict, dict]:
+    """The fixture's pictures copied under `root`, and its problems and splits to edit and write there."""
     problems, splits = (json.loads((src / n).read_text()) for n in ("problems.json", "pid_splits.json"))
     root.mkdir()
     for frame in problems:
         (root / frame).mkdir()
         for name in (FRONT, BEV):
             (root / frame / name).write_bytes((src / frame / name).read_bytes())
+    return problems, splits
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+def test_official_bad_records_are_quarantined(tmp_path, src, ray_session):
+    root, out = tmp_path / "maplm", tmp_path / "out"
+    problems, splits = copy_official(src, root)
     train = splits["train"]
     problems[train[0]]["qa"][1]["answer"] = 7                       # out of range
     problems[train[0]]["qa"][2]["choices"] = "1, 2, 3"              # not a list
@@ -291,12 +297,7 @@ def test_repeated_frames_and_questions_are_quarantined(tmp_path, src, ray_sessio
     used. A question repeated word for word, answer included, within a frame is quarantined
     too (MAPLM asks each once); records in = written + quarantined."""
     root, out = tmp_path / "maplm", tmp_path / "out"
-    problems, splits = (json.loads((src / n).read_text()) for n in ("problems.json", "pid_splits.json"))
-    root.mkdir()
-    for frame in problems:
-        (root / frame).mkdir()
-        for name in (FRONT, BEV):
-            (root / frame / name).write_bytes((src / frame / name).read_bytes())
+    problems, splits = copy_official(src, root)
     f0, f1 = splits["train"][:2]
     problems[f1]["qa"].append(dict(problems[f1]["qa"][0]))
     text = json.dumps(problems)
